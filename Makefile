@@ -1,0 +1,56 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    installs into .venv, trains the default model if there is none, starts API + worker
+#   make test   installs into .venv and runs the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MODERATION_DATA_DIR ?= ../shared/data
+MODEL_DIR ?= var/models
+PORT ?= 8000
+export MODERATION_DATA_DIR
+
+.PHONY: run test model install install-dev lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+# Trains the default model from the shared data and makes it active, unless one is active already.
+model: install
+	@if [ -f "$(MODEL_DIR)/ACTIVE" ]; then \
+		echo "model: $$(cat $(MODEL_DIR)/ACTIVE) is active (delete $(MODEL_DIR)/ACTIVE to retrain)"; \
+	else \
+		$(BIN)/python -m classifier train --data-dir "$(MODERATION_DATA_DIR)" --registry "$(MODEL_DIR)" --activate; \
+	fi
+
+run: model
+	$(BIN)/python -m service run --port $(PORT)
+
+test: install-dev
+	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install-dev
+	$(BIN)/mypy service classifier worker.py
+
+bench: install-dev
+	$(BIN)/python bench/scoring.py
+	$(BIN)/python bench/throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,117 @@
+"""The CMS API, versioned under /v1: post a comment, read its verdict."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import redis
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from service import queueing
+from service.app import current_runtime
+from service.auth import current_api_key, require_api_key
+from service.db import PENDING, Comment
+from service.errors import InvalidComment, NotFound
+from service.runtime import Runtime
+from service.store import comment_summary, create_comment, get_comment
+from service.validation import parse_comment, read_json_object
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/v1")
+
+_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*([0-9.]+)", re.IGNORECASE)
+
+
+@bp.post("/comments")
+@require_api_key("comments")
+def post_comment() -> tuple[Response, int, dict[str, str]]:
+    wait = requested_wait()
+    fields = parse_comment(read_json_object(request))
+    runtime = current_runtime()
+    api_key = current_api_key()
+    with runtime.session() as session:
+        comment, created = create_comment(session, api_key, fields)
+    if created:
+        _enqueue(runtime, comment)
+        logger.info("comment=%s received key=%s length=%d", comment.id, api_key.id, len(comment.text))
+    if wait > 0 and comment.status == PENDING:
+        comment = wait_for_verdict(runtime, comment.id, wait) or comment
+    return _comment_response(comment, created)
+
+
+def _enqueue(runtime: Runtime, comment: Comment) -> None:
+    try:
+        queueing.enqueue_scoring(runtime.redis, runtime.settings, [comment.id])
+    except redis.RedisError as error:
+        # The comment is stored; the reconciler enqueues it once Redis is back.
+        logger.warning("comment=%s enqueue failed error=%s (reconciler will retry)", comment.id, error)
+
+
+def requested_wait() -> float:
+    """Seconds to wait for the verdict: ``?wait=N`` or ``Prefer: wait=N`` (RFC 7240)."""
+    raw = request.args.get("wait")
+    if raw is None:
+        match = _PREFER_WAIT.search(request.headers.get("Prefer", ""))
+        raw = match.group(1) if match else None
+    if raw is None:
+        return 0.0
+    limit = current_runtime().settings.max_wait_seconds
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= limit or wait != wait:
+        raise InvalidComment("Bad wait.", {"wait": f"must be a number of seconds from 0 to {limit:g}"})
+    return wait
+
+
+def wait_for_verdict(runtime: Runtime, comment_id: str, seconds: float) -> Comment | None:
+    """Block until the worker publishes this comment's verdict, or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    try:
+        pubsub = runtime.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(queueing.verdict_channel(runtime.settings, comment_id))
+    except redis.RedisError:
+        return None
+    try:
+        while True:
+            # Read after subscribing, so a verdict published in between is not missed.
+            with runtime.session() as session:
+                comment = get_comment(session, comment_id)
+            if comment is None or comment.status != PENDING:
+                return comment
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return comment
+            pubsub.get_message(timeout=min(remaining, 1.0))
+    except redis.RedisError:
+        return None
+    finally:
+        pubsub.close()
+
+
+def _comment_response(comment: Comment, created: bool) -> tuple[Response, int, dict[str, str]]:
+    location = url_for("api.get_comment_status", comment_id=comment.id)
+    body = comment_summary(comment)
+    body["links"] = {"self": location}
+    if comment.status == PENDING:
+        status = 202
+    else:
+        status = 201 if created else 200
+    return jsonify(body), status, {"Location": location}
+
+
+@bp.get("/comments/<comment_id>")
+@require_api_key("comments")
+def get_comment_status(comment_id: str) -> tuple[Response, int]:
+    with current_runtime().session() as session:
+        comment = get_comment(session, comment_id) if len(comment_id) <= 64 else None
+    # Another key's comment is indistinguishable from a missing one.
+    if comment is None or comment.api_key_id != current_api_key().id:
+        raise NotFound("No such comment.")
+    body = comment_summary(comment)
+    body["links"] = {"self": url_for("api.get_comment_status", comment_id=comment.id)}
+    return jsonify(body), 200

@@ -1,0 +1,226 @@
+"""Operator commands: ``python -m service keys|init-db|reconcile|run ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from service.app import configure_logging
+from service.connections import connect_database, embedded_redis_url, start_embedded_redis
+from service.db import make_session_factory
+from service.keys import DEFAULT_SCOPES, SCOPES, InvalidScope, create_api_key, disable_api_key, list_api_keys
+from service.settings import Settings, SettingsError
+
+logger = logging.getLogger(__name__)
+
+#: Other modules add their command groups here: name -> (add_arguments(subparser), run(args, settings)).
+COMMANDS: dict[
+    str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Settings], int]]
+] = {}
+
+DEV_KEY_FILE = "dev-api-key"
+
+
+def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
+    return make_session_factory(connect_database(settings))
+
+
+# --- keys ----------------------------------------------------------------------------------------
+
+
+def _keys_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    create = sub.add_parser("create", help="create an API key (printed once)")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--scopes", default=",".join(DEFAULT_SCOPES), help=f"comma-separated: {', '.join(SCOPES)}"
+    )
+    create.add_argument("--webhook-url", help="where verdicts are POSTed (signed)")
+    create.add_argument("--rate-limit", help="e.g. 50/second (compatibility endpoints)")
+    sub.add_parser("list", help="list keys (never their secrets)")
+    disable = sub.add_parser("disable", help="disable a key")
+    disable.add_argument("id", type=int)
+
+
+def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        if args.action == "create":
+            try:
+                new = create_api_key(
+                    session,
+                    args.name,
+                    args.scopes.split(","),
+                    webhook_url=args.webhook_url,
+                    rate_limit=args.rate_limit,
+                )
+            except InvalidScope as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            print(f"id: {new.api_key.id}\nkey: {new.secret}\nscopes: {new.api_key.scopes}")
+            if new.webhook_secret:
+                print(f"webhook secret: {new.webhook_secret}")
+            print("Store these now: they are not shown again.")
+            return 0
+        if args.action == "list":
+            for api_key in list_api_keys(session):
+                state = "disabled" if api_key.disabled_at else "active"
+                print(f"{api_key.id}\t{api_key.key_prefix}…\t{api_key.name}\t{api_key.scopes}\t{state}")
+            return 0
+        if not disable_api_key(session, args.id):
+            print(f"error: no key with id {args.id}", file=sys.stderr)
+            return 2
+        print(f"disabled key {args.id}")
+        return 0
+
+
+# --- init-db and reconcile ----------------------------------------------------------------------
+
+
+def _init_db_run(args: argparse.Namespace, settings: Settings) -> int:
+    connect_database(settings, create=True)
+    print("database ready")
+    return 0
+
+
+def _reconcile_run(args: argparse.Namespace, settings: Settings) -> int:
+    from service.jobs import reconcile
+    from service.runtime import Runtime
+
+    report = reconcile(Runtime.build(settings))
+    print(json.dumps(report.__dict__))
+    return 0
+
+
+# --- run: the development launcher behind `make run` ---------------------------------------------
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
+
+
+def ensure_dev_key(settings: Settings) -> str:
+    """A development API key with every scope, kept in ``var/dev-api-key`` (created once)."""
+    path = settings.var_dir / DEV_KEY_FILE
+    sessions = _sessions(settings)
+    if path.exists():
+        secret = path.read_text().strip()
+        from service.keys import find_api_key
+
+        with sessions() as session:
+            if find_api_key(session, secret) is not None:
+                return secret
+    with sessions() as session:
+        new = create_api_key(session, "development", SCOPES)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new.secret + "\n")
+    path.chmod(0o600)
+    return new.secret
+
+
+def _run_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Start the API (gunicorn) and a worker; with no REDIS_URL, an embedded Redis for both."""
+    env = dict(os.environ)
+    embedded = None
+    if not settings.redis_url:
+        embedded = start_embedded_redis(settings)
+        env["REDIS_URL"] = embedded_redis_url(embedded)
+    connect_database(settings, create=True)
+    key = ensure_dev_key(settings)
+    python = sys.executable
+    bind = f"{args.host}:{args.port}"
+    web = subprocess.Popen(
+        [
+            python,
+            "-m",
+            "gunicorn",
+            "--bind",
+            bind,
+            "--workers",
+            str(args.web_workers),
+            "--threads",
+            "4",
+            "--preload",
+            "--access-logfile",
+            "-",
+            "service:create_app()",
+        ],
+        env=env,
+    )
+    worker = subprocess.Popen([python, "worker.py", "--processes", str(args.workers)], env=env)
+    url = f"http://{bind}"
+    body = json.dumps({"name": "Ada", "email": "ada@example.com", "text": "Thanks for the clear article!"})
+    print(f"\nModeration service: {url}  (API docs: {url}/openapi.json)\nDevelopment API key: {key}\nTry:\n")
+    print(
+        f"curl -s -X POST '{url}/v1/comments?wait=2' -H 'Authorization: Bearer {key}' "
+        f"-H 'Content-Type: application/json' -d {shlex.quote(body)}\n",
+        flush=True,
+    )
+    stop = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    while not stop and web.poll() is None and worker.poll() is None:
+        time.sleep(0.5)
+    for process in (web, worker):
+        if process.poll() is None:
+            process.terminate()
+    for process in (web, worker):
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    del embedded  # the embedded Redis server stops with its last client
+    return 0 if stop else 1
+
+
+COMMANDS.update(
+    {
+        "keys": (_keys_arguments, _keys_run),
+        "init-db": (lambda parser: None, _init_db_run),
+        "reconcile": (lambda parser: None, _reconcile_run),
+        "run": (_run_arguments, _run_run),
+    }
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_command_modules()
+    parser = argparse.ArgumentParser(prog="python -m service", description="Comment moderation service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, _) in COMMANDS.items():
+        add_arguments(sub.add_parser(name))
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    return COMMANDS[args.command][1](args, settings)
+
+
+def _load_command_modules() -> None:
+    # Command groups that live beside their feature (e.g. moderator accounts) register themselves.
+    import importlib
+
+    for module in ("service.moderators",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise

@@ -1,0 +1,271 @@
+"""The relational schema and engine set-up (SQLAlchemy 2.x; SQLite in WAL mode or PostgreSQL).
+
+The database is the source of truth: a comment is committed here before the API answers, and every
+status change is an appended ``StatusChange`` row. Redis only carries work to do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.pool import NullPool
+
+PENDING = "pending"
+APPROVED = "approved"
+HELD = "held"
+REJECTED = "rejected"
+STATUSES = (PENDING, APPROVED, HELD, REJECTED)
+FINAL_STATUSES = (APPROVED, HELD, REJECTED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """Public ids are random, so they reveal nothing about volume and cannot be guessed."""
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class ApiKey(Base):
+    """A CMS's credential. Only the SHA-256 of the key is stored; keys are long random strings."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The first characters of the key, shown in listings so an operator can tell keys apart.
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[str] = mapped_column(String(200))
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    webhook_secret: Mapped[str | None] = mapped_column(String(200))
+    #: Requests per period for the compatibility endpoints, e.g. "50/second"; None = the default.
+    rate_limit: Mapped[str | None] = mapped_column(String(50))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes.split(",")
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+    __table_args__ = (
+        UniqueConstraint("api_key_id", "external_id", name="uq_comments_key_external_id"),
+        Index("ix_comments_status_received", "status", "received_at"),
+        Index("ix_comments_pending_enqueued", "status", "enqueued_at"),
+        Index("ix_comments_author_email", "author_email"),
+        Index("ix_comments_author_ip", "author_ip"),
+        Index("ix_comments_post", "post_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    post_id: Mapped[str | None] = mapped_column(String(200))
+    permalink: Mapped[str | None] = mapped_column(String(2000))
+    parent_id: Mapped[str | None] = mapped_column(String(200))
+    author_name: Mapped[str] = mapped_column(String(200))
+    author_email: Mapped[str] = mapped_column(String(320))
+    author_url: Mapped[str | None] = mapped_column(String(2000))
+    author_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(1000))
+    referrer: Mapped[str | None] = mapped_column(String(2000))
+    language: Mapped[str | None] = mapped_column(String(35))
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64), index=True)
+    meta: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    #: The policy rule (or moderator action) behind the current status, e.g. "spam_reject".
+    reason: Mapped[str | None] = mapped_column(String(64))
+    scores: Mapped[dict[str, Any] | None]
+    #: The classifier's reasons: [{"attribute", "feature", "weight", "spans"}].
+    explanations: Mapped[list[Any] | None] = mapped_column(JSON)
+    #: The largest distance-from-threshold-based uncertainty, for "most uncertain first".
+    uncertainty: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StatusChange(Base):
+    """Append-only history of a comment's status: who or what changed it, when, and why."""
+
+    __tablename__ = "status_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comment_id: Mapped[str] = mapped_column(ForeignKey("comments.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    #: "model:<version>", "moderator:<username>", "system:<component>" or "api-key:<id>".
+    actor: Mapped[str] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    scores: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Label(Base):
+    """A human (or imported) judgement about a comment: the training data of the learning loop.
+
+    ``labels`` maps attributes (``spam``, ``toxicity``, ...) to 0 or 1. Rows are never updated;
+    a changed mind is a newer row.
+    """
+
+    __tablename__ = "labels"
+    __table_args__ = (Index("ix_labels_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comment_id: Mapped[str | None] = mapped_column(ForeignKey("comments.id"), index=True)
+    #: "moderator", "akismet", "perspective", "import:<kind>".
+    source: Mapped[str] = mapped_column(String(100))
+    #: approve, spam, abusive, undo, ham, ... (what the person did).
+    decision: Mapped[str] = mapped_column(String(32))
+    labels: Mapped[dict[str, Any]]
+    text: Mapped[str | None] = mapped_column(Text)
+    text_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    author_name: Mapped[str | None] = mapped_column(String(200))
+    author_email: Mapped[str | None] = mapped_column(String(320))
+    author_url: Mapped[str | None] = mapped_column(String(2000))
+    external_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    actor: Mapped[str | None] = mapped_column(String(200))
+    previous_status: Mapped[str | None] = mapped_column(String(16))
+    scores_at_time: Mapped[dict[str, Any] | None]
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Moderator(Base):
+    __tablename__ = "moderators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    #: SHA-256 of the moderator's API token for the JSON moderation API, if one was issued.
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """The outbox: a verdict's notification to the CMS, written in the verdict's own transaction."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhooks_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    comment_id: Mapped[str] = mapped_column(ForeignKey("comments.id"), index=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    url: Mapped[str] = mapped_column(String(2000))
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    #: pending -> delivered | dead.
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
+class ModelVersion(Base):
+    """Which model versions the service knows and which one is active (the hot-swap record)."""
+
+    __tablename__ = "model_versions"
+
+    version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="candidate")  # candidate | active | retired
+    card: Mapped[dict[str, Any] | None]
+    report_path: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    activated_at: Mapped[datetime | None]
+
+
+class UsageCounter(Base):
+    """Per-key, per-endpoint, per-day request counts (all that Perspective's analyze keeps)."""
+
+    __tablename__ = "usage_counters"
+    __table_args__ = (UniqueConstraint("api_key_id", "endpoint", "day", name="uq_usage"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    day: Mapped[str] = mapped_column(String(10))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def make_engine(database_url: str) -> Engine:
+    """Create the engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+    if database_url.startswith("sqlite"):
+        # NullPool: SQLite connections are cheap, and no pooled connection survives a fork.
+        engine = create_engine(database_url, poolclass=NullPool, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _configure_sqlite)
+        return engine
+    return create_engine(
+        _with_psycopg_driver(database_url),
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def _with_psycopg_driver(database_url: str) -> str:
+    # "postgresql://" alone would select psycopg2, which we do not install.
+    for prefix in ("postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix) :]
+    return database_url
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL, not NORMAL: a comment that got a 2xx must survive a power cut, not only a crash.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables. (Small, additive schema; a migration tool can take over later.)"""
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database:
+        from pathlib import Path
+
+        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+    Base.metadata.create_all(engine)

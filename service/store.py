@@ -1,0 +1,281 @@
+"""Reading and writing comments, their status history and the webhook outbox.
+
+Every status change goes through :func:`change_status`, which updates the comment only if it is still
+in the status the caller saw (a compare-and-set), appends a ``StatusChange`` row and writes the webhook
+outbox row, all in the caller's transaction. That is what makes verdicts exactly-once: a comment
+scored twice (a retried job, a reconciler re-enqueue) gets its verdict recorded by whichever write
+commits first, and the other write changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service.db import (
+    PENDING,
+    ApiKey,
+    Comment,
+    StatusChange,
+    WebhookDelivery,
+    new_id,
+    utcnow,
+)
+
+logger = logging.getLogger(__name__)
+
+WEBHOOK_EVENT_VERDICT = "comment.verdict"
+#: A delivery handed to the queue is not handed again before this; the reconciler retries after.
+WEBHOOK_VISIBILITY = timedelta(seconds=60)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(" ".join(text.split()).lower().encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """What a verdict or a moderator's decision sets on a comment."""
+
+    status: str
+    reason: str
+    actor: str
+    scores: Mapping[str, float] | None = None
+    explanations: Sequence[Mapping[str, Any]] | None = None
+    model_version: str | None = None
+    uncertainty: float | None = None
+
+
+def find_by_external_id(session: Session, api_key_id: int, external_id: str) -> Comment | None:
+    return session.scalars(
+        select(Comment).where(Comment.api_key_id == api_key_id, Comment.external_id == external_id)
+    ).first()
+
+
+def create_comment(session: Session, api_key: ApiKey, fields: Mapping[str, Any]) -> tuple[Comment, bool]:
+    """Store a new comment as pending and commit. Returns ``(comment, created)``.
+
+    Posting an ``external_id`` this key already used returns the stored comment (``created`` False),
+    so a CMS that retries a timed-out request never creates a duplicate.
+    """
+    external_id = fields.get("external_id")
+    if external_id is not None:
+        existing = find_by_external_id(session, api_key.id, external_id)
+        if existing is not None:
+            return existing, False
+    now = utcnow()
+    comment = Comment(
+        id=new_id(),
+        api_key_id=api_key.id,
+        text_hash=text_hash(fields["text"]),
+        received_at=now,
+        # Set before the enqueue, not after it, to keep ingest at one write: if the enqueue fails
+        # (Redis down), the reconciler finds the comment once this is older than its grace period.
+        enqueued_at=now,
+        status=PENDING,
+        **_comment_columns(fields),
+    )
+    session.add(comment)
+    session.add(
+        StatusChange(
+            comment_id=comment.id,
+            from_status=None,
+            to_status=PENDING,
+            reason="received",
+            actor=f"api-key:{api_key.id}",
+            created_at=now,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        # Two requests with the same external_id raced; the other one won. Return its comment.
+        session.rollback()
+        if external_id is not None:
+            existing = find_by_external_id(session, api_key.id, external_id)
+            if existing is not None:
+                return existing, False
+        raise
+    return comment, True
+
+
+_COMMENT_FIELDS = {
+    "external_id": "external_id",
+    "post_id": "post_id",
+    "permalink": "permalink",
+    "parent_id": "parent_id",
+    "name": "author_name",
+    "email": "author_email",
+    "author_url": "author_url",
+    "author_ip": "author_ip",
+    "user_agent": "user_agent",
+    "referrer": "referrer",
+    "language": "language",
+    "text": "text",
+    "meta": "meta",
+    "created_at": "created_at",
+}
+
+
+def _comment_columns(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        column: fields.get(name) for name, column in _COMMENT_FIELDS.items() if fields.get(name) is not None
+    }
+
+
+def get_comment(session: Session, comment_id: str) -> Comment | None:
+    return session.get(Comment, comment_id)
+
+
+def pending_comments(session: Session, comment_ids: Iterable[str]) -> list[Comment]:
+    """The comments among ``comment_ids`` that still await a verdict, in a stable order."""
+    ids = list(dict.fromkeys(comment_ids))
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(Comment).where(Comment.id.in_(ids), Comment.status == PENDING).order_by(Comment.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    """A status change that was written; ``delivery`` is its webhook outbox row, if the key has one."""
+
+    comment: Comment
+    delivery: WebhookDelivery | None
+
+
+def change_status(
+    session: Session,
+    comment: Comment,
+    update_to: StatusUpdate,
+    expected_status: str | None = None,
+) -> Change | None:
+    """Set a comment's status if it is still ``expected_status`` (default: what ``comment`` holds).
+
+    Appends the history row and the webhook outbox row in the same transaction. Returns None, and
+    writes nothing, when another writer changed the status first. The caller commits.
+    """
+    expected = comment.status if expected_status is None else expected_status
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": update_to.status,
+        "reason": update_to.reason,
+        "decided_at": now,
+        "decided_by": update_to.actor,
+        "updated_at": now,
+    }
+    if update_to.scores is not None:
+        values["scores"] = dict(update_to.scores)
+        values["explanations"] = list(update_to.explanations or [])
+        values["model_version"] = update_to.model_version
+        values["uncertainty"] = update_to.uncertainty
+    result = session.execute(
+        update(Comment)
+        .where(Comment.id == comment.id, Comment.status == expected)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    session.add(
+        StatusChange(
+            comment_id=comment.id,
+            from_status=expected,
+            to_status=update_to.status,
+            reason=update_to.reason,
+            actor=update_to.actor,
+            model_version=update_to.model_version,
+            scores=dict(update_to.scores) if update_to.scores is not None else None,
+            created_at=now,
+        )
+    )
+    for key, value in values.items():
+        setattr(comment, key, value)
+    return Change(comment, _add_webhook(session, comment))
+
+
+def _add_webhook(session: Session, comment: Comment) -> WebhookDelivery | None:
+    if comment.api_key_id is None:
+        return None
+    api_key = session.get(ApiKey, comment.api_key_id)
+    if api_key is None or not api_key.webhook_url:
+        return None
+    delivery = WebhookDelivery(
+        comment_id=comment.id,
+        api_key_id=api_key.id,
+        url=api_key.webhook_url,
+        event=WEBHOOK_EVENT_VERDICT,
+        payload={"event": WEBHOOK_EVENT_VERDICT, "comment": comment_summary(comment)},
+        next_attempt_at=utcnow() + WEBHOOK_VISIBILITY,
+    )
+    session.add(delivery)
+    return delivery
+
+
+def comment_summary(comment: Comment) -> dict[str, Any]:
+    """The verdict as the CMS sees it, in webhooks and in ``GET /v1/comments/<id>``."""
+    return {
+        "id": comment.id,
+        "external_id": comment.external_id,
+        "post_id": comment.post_id,
+        "status": comment.status,
+        "reason": comment.reason,
+        "scores": comment.scores or {},
+        "reasons": comment.explanations or [],
+        "model_version": comment.model_version,
+        "received_at": _iso(comment.received_at),
+        "decided_at": _iso(comment.decided_at),
+        "decided_by": _public_actor(comment.decided_by),
+    }
+
+
+def _public_actor(actor: str | None) -> str | None:
+    # The CMS learns whether a model or a person decided, not which moderator.
+    if actor is None:
+        return None
+    return actor.split(":", 1)[0]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def stale_pending_ids(session: Session, older_than: datetime, limit: int) -> list[str]:
+    """Pending comments last enqueued before ``older_than``: their job was lost or never sent."""
+    return list(
+        session.scalars(
+            select(Comment.id)
+            .where(Comment.status == PENDING, Comment.enqueued_at < older_than)
+            .order_by(Comment.enqueued_at)
+            .limit(limit)
+        )
+    )
+
+
+def mark_enqueued(session: Session, comment_ids: Sequence[str]) -> None:
+    if comment_ids:
+        session.execute(
+            update(Comment)
+            .where(Comment.id.in_(list(comment_ids)))
+            .values(enqueued_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def status_history(session: Session, comment_id: str) -> list[StatusChange]:
+    return list(
+        session.scalars(
+            select(StatusChange).where(StatusChange.comment_id == comment_id).order_by(StatusChange.id)
+        )
+    )

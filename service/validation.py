@@ -1,0 +1,246 @@
+"""Request validation for the CMS API: untrusted JSON in, clean values or a 4xx naming each field out.
+
+One pydantic model describes ``POST /v1/comments``; the same model produces the JSON Schema in
+``/openapi.json``, so the document cannot drift from the behaviour.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import unicodedata
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError, validate_email
+from flask import Request
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from service.errors import InvalidComment, InvalidJSON, PayloadTooLarge, UnsupportedMediaType
+
+MAX_TEXT_CHARS = 20_000
+MAX_META_BYTES = 4 * 1024
+
+# C0 and C1 control characters, DEL and a few invisible troublemakers, but not tab and newlines.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\ufffe\uffff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
+
+
+def clean_text(value: str) -> str:
+    """Strip control characters and normalise line endings; refuse lone surrogates."""
+    if _SURROGATE.search(value):
+        # Lone surrogates cannot be stored as UTF-8; a real client never sends them.
+        raise ValueError("contains invalid Unicode (a lone surrogate)")
+    return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def _string(max_chars: int, required: bool = False, min_chars: int = 0):  # type: ignore[no-untyped-def]
+    def check(value: Any) -> Any:
+        if value is None and not required:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        cleaned = clean_text(value).strip()
+        if len(cleaned) < min_chars:
+            raise ValueError(
+                "must not be empty" if min_chars == 1 else f"must be at least {min_chars} characters"
+            )
+        if len(cleaned) > max_chars:
+            raise ValueError(f"must be at most {max_chars} characters")
+        return cleaned if cleaned or required else None
+
+    return BeforeValidator(check)
+
+
+def _identifier(value: Any) -> Any:
+    """CMS ids are numbers in some systems (WordPress) and strings in others; store them as text."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be a string or an integer")
+    text = clean_text(str(value)).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    if len(text) > 200:
+        raise ValueError("must be at most 200 characters")
+    return text
+
+
+def _url(value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    url = clean_text(value).strip()
+    if len(url) > 2000:
+        raise ValueError("must be at most 2000 characters")
+    if not re.match(r"(?i)^https?://[^\s/]+", url):
+        # Refuses javascript:, data: and friends, which would be dangerous wherever a URL is linked.
+        raise ValueError("must be an http or https URL")
+    return url
+
+
+Identifier = Annotated[
+    str | None,
+    BeforeValidator(_identifier),
+    WithJsonSchema({"type": ["string", "integer", "null"], "maxLength": 200}),
+]
+Url = Annotated[
+    str | None,
+    BeforeValidator(_url),
+    WithJsonSchema(
+        {
+            "type": ["string", "null"],
+            "format": "uri",
+            "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
+            "maxLength": 2000,
+        }
+    ),
+]
+
+
+class CommentIn(BaseModel):
+    """A reader comment as the CMS posts it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, _string(200, required=True, min_chars=1)] = Field(
+        min_length=1, max_length=200, description="Author's display name."
+    )
+    email: Annotated[str, _string(320, required=True, min_chars=1)] = Field(
+        min_length=1, max_length=320, description="Author's e-mail; checked for syntax only (no DNS lookup)."
+    )
+    text: Annotated[str, _string(MAX_TEXT_CHARS, required=True, min_chars=1)] = Field(
+        min_length=1,
+        max_length=MAX_TEXT_CHARS,
+        description="The comment, 1 to 20,000 characters after trimming; control characters are stripped.",
+    )
+    external_id: Identifier = Field(
+        None, description="The CMS's own id; re-posting it returns the same comment."
+    )
+    post_id: Identifier = None
+    parent_id: Identifier = None
+    permalink: Url = None
+    author_url: Url = None
+    referrer: Url = None
+    author_ip: Annotated[str | None, _string(64)] = None
+    user_agent: Annotated[str | None, _string(1000)] = None
+    language: Annotated[str | None, _string(35)] = Field(
+        None, description="BCP 47 tag, e.g. 'en' or 'pt-BR'."
+    )
+    created_at: datetime | None = Field(None, description="ISO 8601; assumed UTC without an offset.")
+    meta: dict[str, Any] | None = Field(None, description="Free-form object, at most 4 KB as JSON.")
+
+    @field_validator("text")
+    @classmethod
+    def _visible_text(cls, value: str) -> str:
+        if not is_visible_text(value):
+            raise ValueError("must contain visible characters, not only spaces or invisible marks")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email_syntax(cls, value: str) -> str:
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as error:
+            raise ValueError(f"is not a valid e-mail address ({error})") from None
+
+    @field_validator("author_ip")
+    @classmethod
+    def _ip_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("is not a valid IPv4 or IPv6 address") from None
+
+    @field_validator("language")
+    @classmethod
+    def _language_tag(cls, value: str | None) -> str | None:
+        if value is not None and not _LANGUAGE.match(value):
+            raise ValueError("is not a language tag such as 'en' or 'pt-BR'")
+        return value
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _timestamp_text(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be an ISO 8601 date-time string")
+        return value
+
+    @field_validator("created_at")
+    @classmethod
+    def _assume_utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    @field_validator("meta")
+    @classmethod
+    def _meta_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        if _SURROGATE.search(encoded) or "\\u0000" in encoded or "\x00" in encoded:
+            raise ValueError("contains invalid Unicode (a lone surrogate or NUL)")
+        if len(encoded.encode("utf-8")) > MAX_META_BYTES:
+            raise ValueError(f"must be at most {MAX_META_BYTES} bytes as JSON")
+        return value
+
+
+def read_json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or the right 4xx (415, 413, 400, 422)."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Send the body as JSON with 'Content-Type: application/json'.")
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise PayloadTooLarge("The request body is too large.") from None
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        raise InvalidJSON(f"The body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise InvalidComment("The body must be a JSON object.", {"body": "must be a JSON object"})
+    return body
+
+
+def parse_comment(body: dict[str, Any]) -> dict[str, Any]:
+    """Validate a comment body; raise ``InvalidComment`` naming every bad field."""
+    try:
+        comment = CommentIn.model_validate(body)
+    except ValidationError as error:
+        raise InvalidComment("Some fields are missing or invalid.", field_errors(error)) from None
+    return comment.model_dump()
+
+
+def field_errors(error: ValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for item in error.errors(include_url=False):
+        name = ".".join(str(part) for part in item["loc"]) or "body"
+        if item["type"] == "missing":
+            message = "is required"
+        elif item["type"] == "extra_forbidden":
+            message = "is not a known field"
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+        fields.setdefault(name, message)
+    return fields
+
+
+def is_visible_text(value: str) -> bool:
+    """True when ``value`` has at least one character that is not a mark, format or separator."""
+    return any(unicodedata.category(char)[0] not in {"M", "C", "Z"} for char in value)

@@ -1,0 +1,148 @@
+"""The real worker process: forking RQ worker, SIGKILL mid-job, and the ``?wait=`` path end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from rq import Queue
+from rq.registry import StartedJobRegistry
+from sqlalchemy import select
+
+from service import jobs, queueing
+from service.db import APPROVED, PENDING, Comment, StatusChange
+from tests.conftest import drain_queues
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+POLITE = {"name": "Linus", "email": "linus@example.com", "text": "Nice write-up, thanks for sharing it."}
+
+
+def worker_environment(settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS", "DATABASE", "MODERATION"))}
+    env.update(
+        REDIS_URL=settings.redis_url,
+        DATABASE_URL=settings.database_url,
+        MODERATION_VAR_DIR=str(settings.var_dir),
+        MODERATION_MODEL_DIR=str(settings.registry_dir),
+        REDIS_PREFIX=settings.redis_prefix,
+        RECONCILE_INTERVAL_SECONDS="0.5",
+        RECONCILE_AFTER_SECONDS=str(settings.reconcile_after_seconds),
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def start_worker(settings, tmp_path: Path, slow_marker: Path | None = None) -> subprocess.Popen:
+    """Start ``worker.py`` (a real forking RQ worker) in its own process group.
+
+    With ``slow_marker``, scoring first touches that file and then sleeps: the only change from the
+    production worker, so the test can kill it while a job is certainly in progress.
+    """
+    script = tmp_path / "run_worker.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys, time
+            sys.path.insert(0, {str(ROOT)!r})
+            import worker
+            from service import scoring
+
+            marker = {str(slow_marker) if slow_marker else None!r}
+            if marker:
+                def slow_score(self, comments, explain=True):
+                    open(marker, "w").write("scoring")
+                    time.sleep(120)
+                scoring.ModelHolder.score = slow_score
+            sys.exit(worker.main([]))
+            """
+        )
+    )
+    return subprocess.Popen(
+        [sys.executable, str(script)], env=worker_environment(settings), cwd=ROOT, start_new_session=True
+    )
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def test_sigkilled_worker_mid_job_loses_nothing_and_records_one_verdict(runtime, client, api_key, tmp_path):
+    marker = tmp_path / "scoring-started"
+    comment_id = client.post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
+    process = start_worker(runtime.settings, tmp_path, slow_marker=marker)
+    try:
+        assert wait_until(marker.exists), "the worker never started scoring"
+        registry = StartedJobRegistry(queueing.SCORING_QUEUE, connection=runtime.redis)
+        assert registry.get_job_ids(), "the job should be in progress in a forked work horse"
+        os.killpg(process.pid, signal.SIGKILL)  # the worker and its work horse, with no warning
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+
+    with runtime.session() as session:
+        assert session.get(Comment, comment_id).status == PENDING  # not lost, not decided
+    assert runtime.redis.llen(queueing.inbox_key(runtime.settings)) == 0  # the claim died with it
+
+    # A healthy worker takes over: the reconciler finds the comment once its grace period is over.
+    grace = runtime.settings.with_overrides(reconcile_after_seconds=0.0)
+    runtime.settings = grace
+    assert jobs.reconcile(runtime).comments_requeued == 1
+    drain_queues(runtime)
+    registry.cleanup()  # RQ notices the dead worker's abandoned job; its callback must not re-decide
+
+    with runtime.session() as session:
+        assert session.get(Comment, comment_id).status == APPROVED
+        verdicts = session.scalars(
+            select(StatusChange).where(StatusChange.comment_id == comment_id, StatusChange.from_status == PENDING)
+        ).all()
+    assert len(verdicts) == 1
+    with runtime.session() as session:
+        assert session.scalars(select(Comment).where(Comment.status == PENDING)).all() == []
+
+
+def test_real_worker_answers_a_waiting_post(runtime, client, api_key, tmp_path):
+    process = start_worker(runtime.settings, tmp_path)
+    try:
+        # Warm-up: the first job also pays for the worker's start-up.
+        first = client.post("/v1/comments?wait=20", json=POLITE, headers=api_key.headers)
+        assert first.status_code == 201, first.get_json()
+        response = client.post("/v1/comments?wait=5", json={**POLITE, "text": "Second comment."}, headers=api_key.headers)
+        assert response.status_code == 201
+        assert response.get_json()["status"] == APPROVED
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_real_worker_reconciler_picks_up_comments_stored_while_redis_was_away(runtime, client, api_key, tmp_path):
+    comment_id = client.post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
+    runtime.redis.flushdb()  # the queue is gone, as after a Redis restart without persistence
+    process = start_worker(runtime.settings.with_overrides(reconcile_after_seconds=1.0), tmp_path)
+    try:
+
+        def decided() -> bool:
+            with runtime.session() as session:
+                return session.get(Comment, comment_id).status != PENDING
+
+        assert wait_until(decided, timeout=60)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    assert Queue(queueing.SCORING_QUEUE, connection=runtime.redis).count == 0

@@ -1,0 +1,114 @@
+"""The RQ worker entry point: ``python worker.py [--processes N] [--burst]``.
+
+Each worker process loads the active model before it starts, so forked work horses inherit it, and
+runs a background thread that (a) re-enqueues comments whose job was lost and webhook attempts that
+are due (the reconciler; a Redis lock lets one process do it per interval) and (b) swaps in a newly
+promoted model between jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import signal
+import sys
+import threading
+import time
+
+import redis
+from rq import SimpleWorker, Worker
+from sqlalchemy.exc import SQLAlchemyError
+
+from service import jobs, queueing
+from service.app import configure_logging
+from service.runtime import Runtime
+from service.settings import Settings
+
+logger = logging.getLogger("worker")
+
+
+def reconcile_forever(runtime: Runtime, stop: threading.Event) -> None:
+    """Reconcile every interval until ``stop`` is set. Never raises: dependencies come and go."""
+    interval = runtime.settings.reconcile_interval_seconds
+    lock_key = f"{runtime.settings.redis_prefix}:reconcile-lock"
+    while not stop.wait(interval):
+        try:
+            runtime.models.refresh()
+            # One reconciler per interval across all worker processes.
+            if runtime.redis.set(lock_key, "1", nx=True, px=int(interval * 1000)):
+                jobs.reconcile(runtime)
+        except (redis.RedisError, SQLAlchemyError) as error:
+            logger.warning("reconcile skipped error=%s", type(error).__name__)
+        except Exception:
+            logger.exception("reconcile failed")
+
+
+def run_worker(settings: Settings, burst: bool = False, simple: bool = False) -> bool:
+    runtime = Runtime.build(settings)
+    jobs.bind_runtime(runtime)
+    if runtime.models.model is None:
+        logger.error("no active model: comments will be held as 'unscored' until one is promoted")
+    stop = threading.Event()
+    thread = threading.Thread(target=reconcile_forever, args=(runtime, stop), name="reconciler", daemon=True)
+    thread.start()
+    worker_class = SimpleWorker if simple else Worker
+    worker = worker_class(list(queueing.WORKER_QUEUES), connection=runtime.redis)
+    try:
+        return worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+    finally:
+        stop.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--processes", type=int, default=1, help="worker processes to run (default 1)")
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument(
+        "--simple", action="store_true", help="run jobs in-process (RQ SimpleWorker) instead of forking"
+    )
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    configure_logging(settings)
+    if args.processes <= 1:
+        run_worker(settings, burst=args.burst, simple=args.simple)
+        return 0
+    return supervise(settings, args.processes, args.burst, args.simple)
+
+
+def supervise(settings: Settings, processes: int, burst: bool, simple: bool) -> int:
+    """Run N worker processes and restart any that dies, until SIGTERM/SIGINT."""
+    context = multiprocessing.get_context("spawn")
+    stopping = threading.Event()
+
+    def start() -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=run_worker, args=(settings, burst, simple), daemon=False)
+        process.start()
+        return process
+
+    def request_stop(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    children = [start() for _ in range(processes)]
+    while not stopping.is_set():
+        for index, child in enumerate(children):
+            if not child.is_alive():
+                if burst:
+                    continue
+                logger.warning("worker pid=%s exited code=%s; restarting", child.pid, child.exitcode)
+                children[index] = start()
+        if burst and not any(child.is_alive() for child in children):
+            break
+        time.sleep(1)
+    for child in children:
+        if child.is_alive() and child.pid:
+            child.terminate()
+    for child in children:
+        child.join(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
