@@ -54,7 +54,9 @@ def prepare_database(url: str | None, workdir: Path) -> str:
         try:
             admin = make_engine("postgresql://postgres@127.0.0.1:5432/postgres")
             with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname='moderation_bench'")).first()
+                exists = connection.execute(
+                    text("SELECT 1 FROM pg_database WHERE datname='moderation_bench'")
+                ).first()
                 if not exists:
                     connection.execute(text("CREATE DATABASE moderation_bench"))
             admin.dispose()
@@ -94,7 +96,12 @@ class Stack:
 
     def start(self, args: list[str], port: int | None = None) -> subprocess.Popen:
         process = subprocess.Popen(
-            args, env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.processes.append(process)
         if port is not None:
@@ -104,8 +111,21 @@ class Stack:
     def gunicorn(self, app: str, web_workers: int, threads: int = 4) -> int:
         port = free_port()
         self.start(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(web_workers),
-             "--threads", str(threads), "--preload", "--log-level", "warning", app],
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(web_workers),
+                "--threads",
+                str(threads),
+                "--preload",
+                "--log-level",
+                "warning",
+                app,
+            ],
             port=port,
         )
         return port

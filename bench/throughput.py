@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stack import ROOT, Client, Stack, percentile, running_stack, tree_rss_mb
 from sqlalchemy import func, select
+from stack import ROOT, Client, Stack, percentile, running_stack, tree_rss_mb
 
 from service.db import PENDING, Comment, make_engine, make_session_factory
 from service.keys import SCOPES, create_api_key
@@ -39,7 +39,11 @@ TEXTS = [
 
 
 def comment_body(i: int) -> dict:
-    return {"name": f"Reader {i % 97}", "email": f"reader{i % 97}@example.com", "text": TEXTS[i % len(TEXTS)] + f" #{i}"}
+    return {
+        "name": f"Reader {i % 97}",
+        "email": f"reader{i % 97}@example.com",
+        "text": TEXTS[i % len(TEXTS)] + f" #{i}",
+    }
 
 
 def closed_loop(port: int, path: str, headers: dict, seconds: float, concurrency: int) -> float:
@@ -187,7 +191,9 @@ def end_to_end(port: int, headers: dict, sessions, count: int, concurrency: int)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", help="default: PostgreSQL moderation_bench if reachable, else SQLite")
+    parser.add_argument(
+        "--database-url", help="default: PostgreSQL moderation_bench if reachable, else SQLite"
+    )
     parser.add_argument("--model-dir", type=Path, default=ROOT / "var" / "models")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each ingest run")
@@ -200,7 +206,9 @@ def main() -> int:
         engine = make_engine(stack.database_url)
         sessions = make_session_factory(engine)
         headers = {"Authorization": f"Bearer {stack.create_api_key()}"}
-        print(f"database: {engine.url.get_backend_name()}  redis: {stack.redis_url}  web workers: {args.web_workers}")
+        print(
+            f"database: {engine.url.get_backend_name()}  redis: {stack.redis_url}  web workers: {args.web_workers}"
+        )
 
         # 1. Ingest, with no worker running, against the bare enqueue endpoint served the same way.
         ours_port = stack.gunicorn("service:create_app()", args.web_workers)
@@ -213,8 +221,10 @@ def main() -> int:
             bare.append(closed_loop(bare_port, "/enqueue", {}, args.seconds, args.concurrency))
         ingest, bare_ingest = statistics.median(ours), statistics.median(bare)
         stack.stop(stack.processes[-1])  # the bare app
-        print(f"ingest: {ingest:.0f} req/s; bare enqueue endpoint: {bare_ingest:.0f} req/s; "
-              f"ratio {ingest / bare_ingest:.2f} (target >= 0.70)")
+        print(
+            f"ingest: {ingest:.0f} req/s; bare enqueue endpoint: {bare_ingest:.0f} req/s; "
+            f"ratio {ingest / bare_ingest:.2f} (target >= 0.70)"
+        )
 
         # Score what ingest left behind before the timed runs.
         warm = stack.worker(1)
@@ -226,8 +236,10 @@ def main() -> int:
         # 2. Worker throughput: batched drain jobs vs one job per comment.
         batched = worker_throughput(stack, sessions, args.backlog, naive=False)
         naive = worker_throughput(stack, sessions, args.naive_backlog, naive=True)
-        print(f"one worker process: batched {batched:.0f} comments/s; naive one-job-per-comment "
-              f"{naive:.0f} comments/s; ratio {batched / naive:.1f}x (target >= 10x)")
+        print(
+            f"one worker process: batched {batched:.0f} comments/s; naive one-job-per-comment "
+            f"{naive:.0f} comments/s; ratio {batched / naive:.1f}x (target >= 10x)"
+        )
 
         # 3. End to end and latency at offered rates, with one worker process.
         worker = stack.worker(1)
@@ -237,9 +249,11 @@ def main() -> int:
         print(f"end to end (POST to stored verdict): {e2e:.0f} comments/s")
         for rate in (50, 200):
             result = offered_rate_latency(ours_port, headers, sessions, rate, seconds=15)
-            print(f"offered {rate}/s: {result['ok']}/{result['sent']} accepted; POST-to-verdict "
-                  f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms"
-                  + ("  (target p99 <= 100 ms)" if rate == 50 else ""))
+            print(
+                f"offered {rate}/s: {result['ok']}/{result['sent']} accepted; POST-to-verdict "
+                f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms"
+                + ("  (target p99 <= 100 ms)" if rate == 50 else "")
+            )
         rss = tree_rss_mb(worker)
         print("worker resident memory (MB): " + ", ".join(f"pid {pid}: {mb:.0f}" for pid, mb in rss.items()))
         engine.dispose()

@@ -48,10 +48,14 @@ def _local_secret_key(settings: Settings) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from service import api, health
+    from service import akismet, api, health, moderation, moderation_api, perspective
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(moderation.bp)
+    app.register_blueprint(moderation_api.bp)
+    app.register_blueprint(perspective.bp)
+    app.register_blueprint(akismet.bp)
 
 
 def _security_headers(response):  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     create_engine,
     event,
@@ -45,8 +46,30 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+class UTCDateTime(TypeDecorator):
+    """Timestamps are stored and returned as aware UTC datetimes on every backend.
+
+    (SQLite has no time zone type and would hand back naive values.)
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use datetime.now(UTC)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
 
 
 class ApiKey(Base):
@@ -80,6 +103,11 @@ class Comment(Base):
         Index("ix_comments_author_email", "author_email"),
         Index("ix_comments_author_ip", "author_ip"),
         Index("ix_comments_post", "post_id"),
+        # The moderation queues (service.moderation): keyset pages in index order, covering counts.
+        Index("ix_comments_status_received_id", "status", "received_at", "id"),
+        Index("ix_comments_status_uncertainty", "status", "uncertainty", "received_at", "id"),
+        Index("ix_comments_status_reason", "status", "reason"),
+        Index("ix_comments_received_id", "received_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

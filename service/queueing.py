@@ -81,7 +81,7 @@ def enqueue_drain(connection: redis.Redis, trigger: str) -> None:
 
 
 def claim_from_inbox(connection: redis.Redis, settings: Settings, count: int) -> list[str]:
-    ids = connection.lpop(inbox_key(settings), count) or []
+    ids: list[bytes | str] = connection.lpop(inbox_key(settings), count) or []  # type: ignore[assignment]
     return [item.decode() if isinstance(item, bytes) else item for item in ids]
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-import redis
-from classifier.registry import Registry
+from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from classifier.registry import Registry
 from service.connections import connect_database, connect_redis
 from service.db import make_session_factory
 from service.scoring import ModelHolder
@@ -25,12 +25,12 @@ class Runtime:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker
-    redis: redis.Redis
+    redis: Redis
     models: ModelHolder
     pid: int = field(default_factory=os.getpid)
 
     @classmethod
-    def build(cls, settings: Settings, redis_client: redis.Redis | None = None) -> Runtime:
+    def build(cls, settings: Settings, redis_client: Redis | None = None) -> Runtime:
         engine = connect_database(settings)
         return cls(
             settings=settings,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -180,7 +180,7 @@ def change_status(
         values["explanations"] = list(update_to.explanations or [])
         values["model_version"] = update_to.model_version
         values["uncertainty"] = update_to.uncertainty
-    result = session.execute(
+    result: CursorResult = session.execute(  # type: ignore[assignment]
         update(Comment)
         .where(Comment.id == comment.id, Comment.status == expected)
         .values(**values)

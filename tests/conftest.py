@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,37 +24,59 @@ from sqlalchemy import text
 from service.db import Base, make_engine
 from service.settings import Settings
 
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+TEST_REDIS_SERVER = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 # --- services ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A real Redis database, flushed before and after each test."""
-    client = redis.Redis.from_url(TEST_REDIS_URL)
+@pytest.fixture(scope="session")
+def redis_database() -> Iterator[str]:
+    """A Redis database index of our own for this test run (several runs may share one server)."""
+    base = TEST_REDIS_SERVER.rstrip("/")
+    locks = redis.Redis.from_url(base + "/0")
     try:
-        client.flushdb()
+        locks.ping()
     except redis.ConnectionError:
-        pytest.fail(f"Redis is not running at {TEST_REDIS_URL}; start it (see .ci/run)")
-    yield TEST_REDIS_URL
+        pytest.fail(f"Redis is not running at {base}; start it (see .ci/run)")
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+    for index in range(1, 16):
+        if locks.set(f"moderation-tests:db-lock:{index}", token, nx=True, ex=6 * 3600):
+            break
+    else:
+        pytest.fail("all Redis test databases are in use by other test runs")
+    yield f"{base}/{index}"
+    if locks.get(f"moderation-tests:db-lock:{index}") == token.encode():
+        locks.delete(f"moderation-tests:db-lock:{index}")
+    locks.close()
+
+
+@pytest.fixture
+def redis_url(redis_database: str) -> Iterator[str]:
+    """A real Redis database, flushed before and after each test."""
+    client = redis.Redis.from_url(redis_database)
+    client.flushdb()
+    yield redis_database
     client.flushdb()
     client.close()
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url() -> Iterator[str]:
+    """A schema of our own in the test database, so concurrent runs cannot drop each other's tables."""
+    schema = f"test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     engine = make_engine(TEST_POSTGRES_URL)
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        with engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     except Exception as error:  # pragma: no cover - environment problem, said plainly
         pytest.fail(f"PostgreSQL is not reachable at {TEST_POSTGRES_URL}: {error}")
-    finally:
-        engine.dispose()
-    return TEST_POSTGRES_URL
+    separator = "&" if "?" in TEST_POSTGRES_URL else "?"
+    yield f"{TEST_POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -185,3 +208,88 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# --- tiny classifier models (trained once per session on inline examples) ---------------------------
+
+_TINY_SPAM = [
+    "Check out my channel http://bit.ly/abc123 and subscribe!!!",
+    "FREE entry! Win a brand new iPhone, call 09061701461 now to claim your prize",
+    "Make money fast from home, visit www.cash-earn-online.info today",
+    "Subscribe to my channel please, I post new music every day http://youtube.com/user/xyz",
+    "Cheap watches and replica handbags at http://cheap-replica-store.com best prices",
+    "I like the valuable info you provide in your articles. I will bookmark your blog.",
+    "Great post! Visit my website for the best payday loans online http://paydayloans-now.xyz",
+    "Hey guys check out my new video and leave a like, subscribe for more!!",
+    "Congratulations you have won a $1000 gift card, click here http://tinyurl.com/win",
+    "Buy cheap viagra online without prescription http://pharmacy-discount.biz",
+    "Nice blog, very informative. Will come back for more articles.",
+    "Earn $500 a day working from home, visit my profile for details!!!",
+]
+_TINY_HAM = [
+    "I disagree with the council's decision on the new budget, the schools need more money.",
+    "The article misses the point about housing costs in the city centre.",
+    "My grandmother lived through the war and she would have hated this policy.",
+    "Good point about the election, although I think turnout will be lower this year.",
+    "Does anyone know when the bridge repairs will be finished?",
+    "The commission report is here https://www.gov.uk/government/publications/report if you want it.",
+    "Thanks for covering the local football club, great season so far.",
+    "I moved here ten years ago and the traffic has only got worse.",
+    "The mayor should answer the questions raised in this piece.",
+    "Love this song, reminds me of summer 2012",
+    "Interesting interview, I did not know the museum was that old.",
+    "We need better public transport, not another car park.",
+]
+_TINY_TOXIC = [
+    ("You are a complete idiot and a moron", {"insult": 1.0, "profanity": 0.0}),
+    ("Shut up you stupid fool, nobody cares", {"insult": 1.0, "profanity": 0.0}),
+    ("What a fucking disgrace, this is shit", {"insult": 0.0, "profanity": 1.0}),
+    ("Go to hell you pathetic loser", {"insult": 1.0, "profanity": 0.0}),
+    ("I will find you and kill you", {"threat": 1.0, "insult": 0.0, "profanity": 0.0}),
+    ("People of that religion are all animals and should be deported", {"identity_attack": 1.0,
+                                                                        "insult": 1.0, "profanity": 0.0}),
+    ("You dumb idiot, fuck off and die", {"insult": 1.0, "profanity": 1.0, "severe_toxicity": 1.0,
+                                          "threat": 1.0}),
+    ("This writer is a brainless idiot", {"insult": 1.0, "profanity": 0.0}),
+    ("Those immigrants are vermin and subhuman", {"identity_attack": 1.0, "insult": 1.0,
+                                                  "severe_toxicity": 1.0, "profanity": 0.0}),
+    ("Fucking hell, what a shitty bastard", {"insult": 1.0, "profanity": 1.0, "severe_toxicity": 1.0}),
+    ("I am going to burn your house down", {"threat": 1.0, "insult": 0.0, "profanity": 0.0}),
+    ("Women like her are worthless and stupid", {"identity_attack": 1.0, "insult": 1.0, "profanity": 0.0}),
+]
+
+
+def tiny_examples() -> list:
+    """A few dozen inline examples covering every attribute with both classes (no shared data)."""
+    from classifier.comment import TOXICITY_ATTRIBUTES, Comment, LabelledComment
+
+    examples = [LabelledComment(Comment(t, name="Cheap Loans Online" if i % 3 == 0 else "dave99"),
+                                {"spam": 1.0}, "tiny-spam") for i, t in enumerate(_TINY_SPAM)]
+    examples += [LabelledComment(Comment(t, name="Anna Smith" if i % 2 else ""), {"spam": 0.0}, "tiny-spam")
+                 for i, t in enumerate(_TINY_HAM)]
+    clean = {attribute: 0.0 for attribute in TOXICITY_ATTRIBUTES}
+    for toxic_text, labels in _TINY_TOXIC:
+        full = {**clean, "toxicity": 1.0, **labels}
+        examples.append(LabelledComment(Comment(toxic_text), full, "tiny-toxic"))
+    examples += [LabelledComment(Comment(t), dict(clean), "tiny-toxic") for t in _TINY_HAM]
+    return examples
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A :class:`classifier.model.Model` trained in about a second on inline examples."""
+    from classifier.training import TrainParams, train
+
+    params = TrainParams(word_bits=12, char_bits=13, min_df=1, spam_c=10.0, toxicity_c=10.0, calibrate=False)
+    return train(tiny_examples(), params)
+
+
+@pytest.fixture(scope="session")
+def tiny_registry(tmp_path_factory: pytest.TempPathFactory, tiny_model):
+    """A :class:`classifier.registry.Registry` in a temp dir with ``tiny_model`` saved and activated."""
+    from classifier.registry import Registry
+
+    registry = Registry(tmp_path_factory.mktemp("models"))
+    version = registry.save(tiny_model, card_extra={"training_data": {"sets": ["tiny inline examples"]}})
+    registry.activate(version)
+    return registry

@@ -14,7 +14,11 @@ from service.db import APPROVED, HELD, PENDING, REJECTED, Comment, StatusChange
 from service.jobs import score_comments
 from tests.conftest import drain_queues
 
-POLITE = {"name": "Ada Lovelace", "email": "ada@example.com", "text": "Thank you for this thoughtful article."}
+POLITE = {
+    "name": "Ada Lovelace",
+    "email": "ada@example.com",
+    "text": "Thank you for this thoughtful article.",
+}
 SPAM = {
     "name": "Cheap Watches Online",
     "email": "deals@mailinator.com",
@@ -70,7 +74,10 @@ def test_spam_is_not_approved_and_the_reason_is_returned(client, runtime, api_ke
 
 
 def test_many_comments_are_scored_in_one_batch_job(client, runtime, api_key):
-    ids = [post(client, api_key, {**POLITE, "text": f"Good point number {i}."}).get_json()["id"] for i in range(30)]
+    ids = [
+        post(client, api_key, {**POLITE, "text": f"Good point number {i}."}).get_json()["id"]
+        for i in range(30)
+    ]
 
     assert len(runtime.redis.keys("rq:job:score-*")) == 1  # one drain job for the whole burst
     drain_queues(runtime)
@@ -104,7 +111,9 @@ def test_external_ids_are_per_key(client, runtime, api_key):
     ).get_json()["id"]
 
     assert first != second
-    assert client.get(f"/v1/comments/{first}", headers={"Authorization": f"Bearer {other}"}).status_code == 404
+    assert (
+        client.get(f"/v1/comments/{first}", headers={"Authorization": f"Bearer {other}"}).status_code == 404
+    )
 
 
 def test_wait_returns_the_verdict_when_it_arrives_in_time(client, runtime, api_key):
@@ -146,7 +155,9 @@ def test_bad_wait_is_a_422_naming_wait(client, api_key, wait):
 # --- authentication ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header", [None, "Bearer", "Bearer nope", "Basic Zm9vOmJhcg==", "Bearer " + "x" * 5000])
+@pytest.mark.parametrize(
+    "header", [None, "Bearer", "Bearer nope", "Basic Zm9vOmJhcg==", "Bearer " + "x" * 5000]
+)
 def test_missing_or_bad_key_is_401(client, header):
     headers = {"Authorization": header} if header else {}
     response = client.post("/v1/comments", json=POLITE, headers=headers)
@@ -239,7 +250,12 @@ def test_responses_carry_security_headers(client):
 
 
 def test_comment_meta_and_fields_round_trip(client, runtime, api_key):
-    body = {**POLITE, "meta": {"section": "science", "tags": ["a", "b"]}, "author_ip": "192.0.2.1", "post_id": 99}
+    body = {
+        **POLITE,
+        "meta": {"section": "science", "tags": ["a", "b"]},
+        "author_ip": "192.0.2.1",
+        "post_id": 99,
+    }
     comment_id = post(client, api_key, body).get_json()["id"]
 
     with runtime.session() as session:
@@ -250,7 +266,7 @@ def test_comment_meta_and_fields_round_trip(client, runtime, api_key):
 
 
 def test_hostile_html_is_stored_verbatim_and_returned_only_as_json(client, runtime, api_key):
-    hostile = '<script>alert(1)</script><img src=x onerror=alert(2)> \u202eevil'
+    hostile = "<script>alert(1)</script><img src=x onerror=alert(2)> \u202eevil"
     comment_id = post(client, api_key, {**POLITE, "text": hostile}).get_json()["id"]
 
     response = client.get(f"/v1/comments/{comment_id}", headers=api_key.headers)

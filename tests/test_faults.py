@@ -22,7 +22,9 @@ POLITE = {"name": "Grace", "email": "grace@example.com", "text": "Interesting, I
 def final_changes(runtime, comment_id):
     with runtime.session() as session:
         return session.scalars(
-            select(StatusChange).where(StatusChange.comment_id == comment_id, StatusChange.from_status == PENDING)
+            select(StatusChange).where(
+                StatusChange.comment_id == comment_id, StatusChange.from_status == PENDING
+            )
         ).all()
 
 
@@ -117,14 +119,15 @@ def test_no_model_holds_as_unscored_never_approves(settings, api_key, tmp_path):
 
 
 class ExplodingModel:
-    version = "exploding-1"
+    def __init__(self, version):
+        self.version = version  # the active version, so the holder does not swap it out
 
     def score(self, comments, explain=True):
         raise RuntimeError("boom")
 
 
 def test_scoring_error_holds_as_unscored(runtime, client, api_key):
-    runtime.models._model = ExplodingModel()
+    runtime.models._model = ExplodingModel(runtime.models.registry.active_version())
     comment_id = client.post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
 
     drain_queues(runtime)
@@ -150,7 +153,9 @@ def test_failed_job_routes_its_claimed_comments_to_a_human(runtime, client, api_
 
 def test_failure_callback_waits_while_retries_remain(runtime, client, api_key):
     comment_id = client.post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
-    job = Job.fetch(Queue(queueing.SCORING_QUEUE, connection=runtime.redis).job_ids[0], connection=runtime.redis)
+    job = Job.fetch(
+        Queue(queueing.SCORING_QUEUE, connection=runtime.redis).job_ids[0], connection=runtime.redis
+    )
     job.meta["claimed"] = [comment_id]
 
     jobs.hold_claimed_comments(job, runtime.redis, RuntimeError, RuntimeError("transient"), None)
@@ -178,7 +183,9 @@ def test_retried_job_finishes_the_batch_its_failed_attempt_claimed(runtime, clie
     comment_id = client.post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
     claimed = queueing.claim_from_inbox(runtime.redis, runtime.settings, 10)
     assert claimed == [comment_id]
-    job = Job.fetch(Queue(queueing.SCORING_QUEUE, connection=runtime.redis).job_ids[0], connection=runtime.redis)
+    job = Job.fetch(
+        Queue(queueing.SCORING_QUEUE, connection=runtime.redis).job_ids[0], connection=runtime.redis
+    )
     job.meta["claimed"] = claimed  # what a killed first attempt leaves behind
     job.save_meta()
 
@@ -200,7 +207,9 @@ def hooked_key(runtime, webhook_receiver):
 
 def test_verdict_is_sent_to_the_webhook_signed(runtime, client, hooked_key, webhook_receiver):
     headers = {"Authorization": f"Bearer {hooked_key.secret}"}
-    comment_id = client.post("/v1/comments", json={**POLITE, "external_id": "wp-1"}, headers=headers).get_json()["id"]
+    comment_id = client.post(
+        "/v1/comments", json={**POLITE, "external_id": "wp-1"}, headers=headers
+    ).get_json()["id"]
 
     drain_queues(runtime)
 
@@ -214,7 +223,9 @@ def test_verdict_is_sent_to_the_webhook_signed(runtime, client, hooked_key, webh
     signature = request["headers"][webhooks.SIGNATURE_HEADER]
     assert webhooks.verify_signature(hooked_key.webhook_secret, signature, request["body"].encode())
     assert not webhooks.verify_signature("wrong-secret", signature, request["body"].encode())
-    assert not webhooks.verify_signature(hooked_key.webhook_secret, signature, request["body"].encode() + b" ")
+    assert not webhooks.verify_signature(
+        hooked_key.webhook_secret, signature, request["body"].encode() + b" "
+    )
 
 
 def test_failing_webhook_never_blocks_the_verdict_and_is_retried_with_backoff(

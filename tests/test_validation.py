@@ -24,7 +24,14 @@ def fields_of(response) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "raw",
-    ['{"name": "Ada",', "not json at all", "{'single': 'quotes'}", '{"a": 1}{"b": 2}', "\xff\xfe", "[" * 50000],
+    [
+        '{"name": "Ada",',
+        "not json at all",
+        "{'single': 'quotes'}",
+        '{"a": 1}{"b": 2}',
+        "\xff\xfe",
+        "[" * 50000,
+    ],
 )
 def test_malformed_json_is_400(client, api_key, raw):
     response = send(client, api_key, raw.encode("latin-1") if isinstance(raw, str) else raw)
@@ -33,7 +40,9 @@ def test_malformed_json_is_400(client, api_key, raw):
     assert response.get_json()["error"]["code"] == "invalid_json"
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""]
+)
 def test_wrong_content_type_is_415(client, api_key, content_type):
     response = send(client, api_key, json.dumps(GOOD), content_type)
 
@@ -124,7 +133,7 @@ def test_control_characters_are_stripped_and_text_trimmed(client, runtime, api_k
 
 
 def test_text_of_exactly_the_limit_is_accepted(client, api_key):
-    response = send(client, api_key, json.dumps({**GOOD, "text": "é" * 20_000}))
+    response = send(client, api_key, json.dumps({**GOOD, "text": "é" * 20_000}, ensure_ascii=False).encode())
 
     assert response.status_code == 202
 

@@ -107,7 +107,9 @@ def test_sigkilled_worker_mid_job_loses_nothing_and_records_one_verdict(runtime,
     with runtime.session() as session:
         assert session.get(Comment, comment_id).status == APPROVED
         verdicts = session.scalars(
-            select(StatusChange).where(StatusChange.comment_id == comment_id, StatusChange.from_status == PENDING)
+            select(StatusChange).where(
+                StatusChange.comment_id == comment_id, StatusChange.from_status == PENDING
+            )
         ).all()
     assert len(verdicts) == 1
     with runtime.session() as session:
@@ -117,10 +119,17 @@ def test_sigkilled_worker_mid_job_loses_nothing_and_records_one_verdict(runtime,
 def test_real_worker_answers_a_waiting_post(runtime, client, api_key, tmp_path):
     process = start_worker(runtime.settings, tmp_path)
     try:
-        # Warm-up: the first job also pays for the worker's start-up.
-        first = client.post("/v1/comments?wait=20", json=POLITE, headers=api_key.headers)
-        assert first.status_code == 201, first.get_json()
-        response = client.post("/v1/comments?wait=5", json={**POLITE, "text": "Second comment."}, headers=api_key.headers)
+        # Warm-up: the first comment also waits for the worker's start-up (model load).
+        first = client.post("/v1/comments?wait=10", json=POLITE, headers=api_key.headers)
+        location = first.headers["Location"]
+
+        def first_decided() -> bool:
+            return client.get(location, headers=api_key.headers).get_json()["status"] != PENDING
+
+        assert wait_until(first_decided, timeout=60)
+        response = client.post(
+            "/v1/comments?wait=5", json={**POLITE, "text": "Second comment."}, headers=api_key.headers
+        )
         assert response.status_code == 201
         assert response.get_json()["status"] == APPROVED
     finally:
@@ -131,7 +140,9 @@ def test_real_worker_answers_a_waiting_post(runtime, client, api_key, tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def test_real_worker_reconciler_picks_up_comments_stored_while_redis_was_away(runtime, client, api_key, tmp_path):
+def test_real_worker_reconciler_picks_up_comments_stored_while_redis_was_away(
+    runtime, client, api_key, tmp_path
+):
     comment_id = client.post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
     runtime.redis.flushdb()  # the queue is gone, as after a Redis restart without persistence
     process = start_worker(runtime.settings.with_overrides(reconcile_after_seconds=1.0), tmp_path)
