@@ -29,8 +29,8 @@ install-dev: $(VENV)/.installed-dev
 
 # Trains the default model from the shared data and makes it active, unless one is active already.
 model: install
-	@if [ -f "$(MODEL_DIR)/ACTIVE" ]; then \
-		echo "model: $$(cat $(MODEL_DIR)/ACTIVE) is active (delete $(MODEL_DIR)/ACTIVE to retrain)"; \
+	@if [ -f "$(MODEL_DIR)/active" ]; then \
+		echo "model: $$(cat $(MODEL_DIR)/active) is active (delete $(MODEL_DIR)/active to retrain)"; \
 	else \
 		$(BIN)/python -m classifier train --data-dir "$(MODERATION_DATA_DIR)" --registry "$(MODEL_DIR)" --activate; \
 	fi
