@@ -10,7 +10,6 @@ from flask import g, request
 
 from service.db import ApiKey
 from service.errors import Forbidden, Unauthorized
-from service.keys import find_api_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,8 +35,7 @@ def require_api_key(scope: str) -> Callable[[F], F]:
             token = bearer_token()
             if token is None:
                 raise Unauthorized("Send your API key as 'Authorization: Bearer <key>'.", headers=_CHALLENGE)
-            with current_runtime().session() as session:
-                api_key = find_api_key(session, token)
+            api_key = current_runtime().api_keys.find(token)
             if api_key is None:
                 raise Unauthorized("The API key is not valid.", headers=_CHALLENGE)
             if not api_key.has_scope(scope):

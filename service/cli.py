@@ -45,6 +45,11 @@ def _keys_arguments(parser: argparse.ArgumentParser) -> None:
     )
     create.add_argument("--webhook-url", help="where verdicts are POSTed (signed)")
     create.add_argument("--rate-limit", help="e.g. 50/second (compatibility endpoints)")
+    create.add_argument(
+        "--secret",
+        help="use this key instead of a random one (e.g. a 12-character key for the WordPress Akismet "
+        "plugin, which refuses other lengths); at least 12 characters",
+    )
     sub.add_parser("list", help="list keys (never their secrets)")
     disable = sub.add_parser("disable", help="disable a key")
     disable.add_argument("id", type=int)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -89,3 +91,43 @@ def disable_api_key(session: Session, key_id: int) -> bool:
     api_key.disabled_at = utcnow()
     session.commit()
     return True
+
+
+#: How long a looked-up key (or its absence) is trusted in one process. A disabled key or a changed
+#: scope takes at most this long to take effect.
+KEY_CACHE_SECONDS = 10.0
+
+
+class ApiKeyCache:
+    """``find_api_key`` results per process for a few seconds.
+
+    Every comment a site receives authenticates; without the cache a database round trip per request
+    would be a large share of ingest and of the compatibility endpoints' latency.
+    """
+
+    def __init__(self, sessions: Callable[[], Session], ttl: float = KEY_CACHE_SECONDS):
+        self.sessions = sessions
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, ApiKey | None]] = {}
+        self._lock = threading.Lock()
+
+    def find(self, secret: str | None) -> ApiKey | None:
+        if not secret or len(secret) > 200:
+            return None
+        digest = hash_key(secret)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(digest)
+        if entry is not None and now - entry[0] < self.ttl:
+            return entry[1]
+        with self.sessions() as session:
+            api_key = find_api_key(session, secret)
+        with self._lock:
+            if len(self._entries) > 10_000:  # bounded: unknown keys must not grow it forever
+                self._entries.clear()
+            self._entries[digest] = (now, api_key)
+        return api_key
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from classifier.registry import Registry
 from service.connections import connect_database, connect_redis
 from service.db import make_session_factory
+from service.keys import ApiKeyCache
 from service.scoring import ModelHolder
 from service.settings import Settings
 
@@ -28,6 +29,10 @@ class Runtime:
     redis: Redis
     models: ModelHolder
     pid: int = field(default_factory=os.getpid)
+    api_keys: ApiKeyCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.api_keys = ApiKeyCache(self.session)
 
     @classmethod
     def build(cls, settings: Settings, redis_client: Redis | None = None) -> Runtime:

@@ -12,11 +12,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from classifier.registry import Registry
-
 from classifier.comment import Comment as ClassifierComment
 from classifier.errors import ClassifierError
 from classifier.model import Model, Score
+from classifier.registry import Registry
 
 logger = logging.getLogger(__name__)
 

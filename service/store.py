@@ -83,17 +83,9 @@ def create_comment(session: Session, api_key: ApiKey, fields: Mapping[str, Any])
         status=PENDING,
         **_comment_columns(fields),
     )
+    # One INSERT and a commit: ingest speed is bounded by database round trips. Arrival is recorded
+    # on the comment itself (received_at, api_key_id); status_changes starts with the first verdict.
     session.add(comment)
-    session.add(
-        StatusChange(
-            comment_id=comment.id,
-            from_status=None,
-            to_status=PENDING,
-            reason="received",
-            actor=f"api-key:{api_key.id}",
-            created_at=now,
-        )
-    )
     try:
         session.commit()
     except IntegrityError:

@@ -43,8 +43,7 @@ def test_post_answers_202_only_after_storing(client, runtime, api_key):
         comment = session.get(Comment, body["id"])
         assert comment.status == PENDING
         assert comment.author_email == "ada@example.com"
-        history = session.scalars(select(StatusChange).where(StatusChange.comment_id == comment.id)).all()
-        assert [(h.from_status, h.to_status) for h in history] == [(None, PENDING)]
+        assert comment.received_at is not None and comment.api_key_id == api_key.id
 
 
 def test_worker_reaches_a_verdict_the_cms_can_read(client, runtime, api_key):
@@ -55,6 +54,11 @@ def test_worker_reaches_a_verdict_the_cms_can_read(client, runtime, api_key):
     body = client.get(f"/v1/comments/{comment_id}", headers=api_key.headers).get_json()
     assert body["status"] == APPROVED
     assert body["reason"] == "clean"
+    with runtime.session() as session:
+        history = session.scalars(select(StatusChange).where(StatusChange.comment_id == comment_id)).all()
+    assert [(h.from_status, h.to_status, h.actor) for h in history] == [
+        (PENDING, APPROVED, f"model:{runtime.models.version}")
+    ]
     assert set(body["scores"]) >= {"spam", "toxicity", "insult", "threat", "identity_attack"}
     assert body["model_version"] == runtime.models.version
     assert body["decided_by"] == "model"

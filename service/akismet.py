@@ -1,0 +1,273 @@
+"""An Akismet-compatible endpoint (REST API 1.1/1.2), for WordPress and every other Akismet client.
+
+Answers are Akismet's: plain-text ``true``/``false``/``valid``/``invalid``, ``X-akismet-pro-tip:
+discard`` for comments our policy rejects outright, and ``invalid`` with ``X-akismet-debug-help``
+(still HTTP 200, as Akismet does) for key problems. Scores come from the same models and the same
+policy as ``/v1``.
+
+When no comment can be scored (no model, or scoring failed), comment-check answers HTTP 503 rather
+than ``false`` or ``true``: ``false`` would publish an unchecked comment and ``true`` would bury a
+probably good one in the spam folder, while an error makes clients fall back to their own safe path
+(the WordPress plugin holds the comment in the moderation queue and retries the check later).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from classifier.comment import Comment as ClassifierComment
+from service import ratelimit
+from service.app import current_runtime
+from service.db import APPROVED, REJECTED, ApiKey
+from service.labels import record_label
+from service.perspective import score_comments
+from service.policy import apply_policy
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("akismet", __name__)
+
+SUBMISSION_THANKS = "Thanks for making the web a better place."
+#: Akismet's documented test values.
+TEST_SPAM_AUTHOR = "viagra-test-123"
+TEST_SPAM_EMAIL = "akismet-guaranteed-spam@example.com"
+#: A Host of ``{key}.rest.akismet.com`` carries the key (Akismet's original key-in-hostname form).
+KEY_HOST_SUFFIX = ".rest.akismet.com"
+#: Endpoints that count as API calls for usage-limit (Akismet counts comment checks).
+CHECK_ENDPOINT = "akismet:comment-check"
+
+
+class AkismetError(Exception):
+    """An answer in Akismet's shape: a short text body plus ``X-akismet-debug-help``."""
+
+    def __init__(
+        self, body: str, help_text: str, status: int = 200, headers: Mapping[str, str] | None = None
+    ):
+        super().__init__(help_text)
+        self.body = body
+        self.help_text = help_text
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+def _text(body: str, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    response = Response(body, status=status, mimetype="text/plain")
+    response.headers.update(headers or {})
+    return response
+
+
+@bp.record_once
+def _set_up(state: Any) -> None:
+    runtime = state.app.extensions["moderation"]
+    ratelimit.init_rate_limits(state.app, runtime)
+    runtime.models.refresh()  # once, before gunicorn forks its workers (--preload)
+
+
+@bp.errorhandler(AkismetError)
+def _akismet_error(error: AkismetError) -> Response:
+    return _text(error.body, error.status, {"X-akismet-debug-help": error.help_text, **error.headers})
+
+
+@bp.errorhandler(ratelimit.RateLimited)
+def _rate_limited(error: ratelimit.RateLimited) -> Response:
+    return _akismet_error(
+        AkismetError(
+            "throttled",
+            f"This API key is limited to {error.limit} requests; retry after {error.retry_after} s.",
+            429,
+            {"Retry-After": str(error.retry_after)},
+        )
+    )
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    return _akismet_error(AkismetError("invalid", error.description or error.name, error.code or 400))
+
+
+@bp.errorhandler(Exception)
+def _unexpected(error: Exception) -> Response:
+    logger.exception("akismet unhandled error path=%s", request.path)
+    return _akismet_error(AkismetError("error", "Internal error; try again later.", 500))
+
+
+# --- request fields and keys ---------------------------------------------------------------------
+
+
+def _fields() -> dict[str, str]:
+    """Form-encoded (or JSON) body, plus query parameters; every value as a string."""
+    fields: dict[str, str] = dict(request.args.items())
+    if request.is_json:
+        try:
+            body = json.loads(request.get_data(cache=True) or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise AkismetError("invalid", "The JSON body could not be parsed.", 400) from None
+        if not isinstance(body, dict):
+            raise AkismetError("invalid", "The JSON body must be an object of fields.", 400)
+        for name, value in body.items():
+            if isinstance(value, bool):
+                fields[name] = "1" if value else "0"
+            elif isinstance(value, str | int | float):
+                fields[name] = str(value)
+    else:
+        fields.update(request.form.items())
+    return fields
+
+
+def _host_key() -> str | None:
+    # The raw header: werkzeug's request.host rejects the "_" that URL-safe keys may contain.
+    host = request.headers.get("Host", "")
+    host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    # Keys are case-sensitive, so only the suffix is compared case-insensitively.
+    if host.lower().endswith(KEY_HOST_SUFFIX):
+        return host[: -len(KEY_HOST_SUFFIX)] or None
+    return None
+
+
+def _secret(fields: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        if fields.get(name):
+            return fields[name]
+    return _host_key()
+
+
+def _authenticate(fields: Mapping[str, str], scope: str, *names: str) -> ApiKey:
+    secret = _secret(fields, *(names or ("api_key",)))
+    if not secret:
+        raise AkismetError("invalid", 'Empty "api_key" value')
+    runtime = current_runtime()
+    api_key = runtime.api_keys.find(secret)
+    if api_key is None:
+        raise AkismetError("invalid", "We were unable to verify your API key.")
+    if not api_key.has_scope(scope):
+        raise AkismetError("invalid", f"This API key lacks the '{scope}' scope needed here.")
+    ratelimit.enforce_rate_limit(api_key, runtime.settings)
+    return api_key
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+# --- endpoints -----------------------------------------------------------------------------------
+
+
+@bp.post("/1.1/verify-key")
+def verify_key() -> Response:
+    fields = _fields()
+    secret = _secret(fields, "key", "api_key")
+    if not secret:
+        return _text("invalid", headers={"X-akismet-debug-help": 'Empty "key" value'})
+    api_key = current_runtime().api_keys.find(secret)
+    if api_key is None or not api_key.has_scope("analyze"):
+        return _text("invalid", headers={"X-akismet-debug-help": "We were unable to verify your API key."})
+    return _text("valid")
+
+
+def _test_verdict(fields: Mapping[str, str]) -> bool | None:
+    """Akismet's test conventions, answered without the model."""
+    if fields.get("comment_author", "").strip().lower() == TEST_SPAM_AUTHOR:
+        return True
+    if fields.get("comment_author_email", "").strip().lower() == TEST_SPAM_EMAIL:
+        return True
+    if fields.get("user_role", "").strip().lower() == "administrator":
+        return False
+    honeypot = fields.get("honeypot_field_name", "").strip()
+    if honeypot and fields.get(honeypot, "").strip():
+        return True
+    return None
+
+
+def _classifier_comment(fields: Mapping[str, str], max_chars: int) -> ClassifierComment:
+    language = fields.get("blog_lang", "").split(",")[0].strip() or None
+    return ClassifierComment(
+        text=fields.get("comment_content", "")[:max_chars],
+        name=fields.get("comment_author", "")[:200],
+        email=fields.get("comment_author_email", "")[:320],
+        url=fields.get("comment_author_url", "")[:2000],
+        language=language[:35] if language else None,
+    )
+
+
+@bp.post("/1.1/comment-check")
+def comment_check() -> Response:
+    fields = _fields()
+    api_key = _authenticate(fields, "analyze")
+    runtime = current_runtime()
+    ratelimit.count_usage(runtime, api_key, CHECK_ENDPOINT)
+    test_verdict = _test_verdict(fields)
+    if test_verdict is not None:
+        return _text("true" if test_verdict else "false", headers={"X-Moderation-Reason": "akismet_test"})
+    comment = _classifier_comment(fields, runtime.settings.max_text_chars)
+    batch = score_comments(runtime, [comment])
+    if batch.scores is None:
+        logger.error("akismet comment-check unscored key=%s error=%s", api_key.id, batch.error)
+        raise AkismetError(
+            "unavailable",
+            "The comment could not be checked (no scoring model); hold it and check again later.",
+            503,
+            {"Retry-After": "5"},
+        )
+    verdict = apply_policy(batch.scores[0].values, comment.text, runtime.settings.thresholds)
+    headers = {"X-Moderation-Status": verdict.status, "X-Moderation-Reason": verdict.reason}
+    if verdict.status == REJECTED:
+        headers["X-akismet-pro-tip"] = "discard"
+    # Akismet is binary: anything our policy would not approve goes to the site's spam queue,
+    # where a moderator can still rescue it; "false" would publish it.
+    return _text("false" if verdict.status == APPROVED else "true", headers=headers)
+
+
+def _submit(decision: str) -> Response:
+    fields = _fields()
+    api_key = _authenticate(fields, "submit")
+    runtime = current_runtime()
+    with runtime.session() as session:
+        record_label(
+            session,
+            source="akismet",
+            decision=decision,
+            text=fields.get("comment_content") or None,
+            author_name=fields.get("comment_author", "")[:200] or None,
+            author_email=fields.get("comment_author_email", "")[:320] or None,
+            author_url=fields.get("comment_author_url", "")[:2000] or None,
+            actor=f"api-key:{api_key.id}",
+        )
+        session.commit()
+    ratelimit.count_usage(runtime, api_key, f"akismet:submit-{decision}")
+    logger.info("akismet submit key=%s decision=%s", api_key.id, decision)
+    return _text(SUBMISSION_THANKS)
+
+
+@bp.post("/1.1/submit-spam")
+def submit_spam() -> Response:
+    return _submit("spam")
+
+
+@bp.post("/1.1/submit-ham")
+def submit_ham() -> Response:
+    return _submit("ham")
+
+
+@bp.route("/1.2/usage-limit", methods=["GET", "POST"])
+def usage_limit() -> Response:
+    fields = _fields()
+    api_key = _authenticate(fields, "analyze")
+    runtime = current_runtime()
+    first_day = datetime.now(UTC).strftime("%Y-%m-01")
+    usage = ratelimit.usage_since(runtime, api_key, (CHECK_ENDPOINT,), first_day)
+    # Our limits are per second, not per month: there is no monthly cap to report.
+    return jsonify(
+        {
+            "limit": "none",
+            "usage": usage,
+            "percentage": "0.00",
+            "throttled": ratelimit.is_throttled(api_key, runtime.settings),
+        }
+    )

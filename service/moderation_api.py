@@ -1,0 +1,145 @@
+"""The JSON moderation API for CMS dashboards: read the queues, post decisions.
+
+Authorised by ``Authorization: Bearer <token>`` with either a moderator's token (sees every comment;
+decisions are the moderator's) or a CMS API key with the ``moderate`` scope (sees and decides only its
+own comments; decisions are recorded as the key's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from service.app import current_runtime
+from service.auth import bearer_token
+from service.db import Comment
+from service.decisions import ALL_DECISIONS, decide
+from service.errors import Conflict, Forbidden, InvalidComment, NotFound, Unauthorized
+from service.keys import find_api_key
+from service.moderation import QUEUES, list_queue, parse_filter, queue_counts
+from service.moderators import find_by_token
+from service.store import comment_summary
+from service.validation import read_json_object
+
+bp = Blueprint("moderation_api", __name__, url_prefix="/v1")
+
+F = TypeVar("F", bound=Callable[..., Any])
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="moderation"'}
+
+
+@dataclass(frozen=True)
+class Principal:
+    actor: str
+    #: Set for a CMS API key: it sees only its own comments.
+    api_key_id: int | None
+
+
+def require_moderation_access(view: F) -> F:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = bearer_token()
+        if token is None:
+            raise Unauthorized(
+                "Send a moderator token or an API key as 'Authorization: Bearer <token>'.",
+                headers=_CHALLENGE,
+            )
+        with current_runtime().session() as session:
+            moderator = find_by_token(session, token)
+            api_key = None if moderator is not None else find_api_key(session, token)
+        if moderator is not None:
+            g.principal = Principal(f"moderator:{moderator.username}", None)
+        elif api_key is not None:
+            if not api_key.has_scope("moderate"):
+                raise Forbidden("This API key lacks the 'moderate' scope.")
+            g.principal = Principal(f"api-key:{api_key.id}", api_key.id)
+        else:
+            raise Unauthorized("The token is not valid.", headers=_CHALLENGE)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def moderation_summary(comment: Comment) -> dict[str, Any]:
+    """What a dashboard needs to review a comment: the CMS summary plus the text and the author."""
+    summary = comment_summary(comment)
+    summary.update(
+        {
+            "text": comment.text,
+            "permalink": comment.permalink,
+            "uncertainty": comment.uncertainty,
+            "author": {
+                "name": comment.author_name,
+                "email": comment.author_email,
+                "url": comment.author_url,
+                "ip": comment.author_ip,
+            },
+        }
+    )
+    return summary
+
+
+@bp.get("/queues/<name>")
+@require_moderation_access
+def get_queue(name: str) -> Response:
+    if name not in QUEUES:
+        raise NotFound(f"No queue {name!r}; choose from {', '.join(QUEUES)}.")
+    criteria, errors = parse_filter(request.args)
+    if errors:
+        raise InvalidComment("Bad queue filters.", errors)
+    principal: Principal = g.principal
+    with current_runtime().session() as session:
+        try:
+            page = list_queue(
+                session, name, criteria, request.args.get("cursor") or None, principal.api_key_id
+            )
+        except ValueError as error:
+            raise InvalidComment("Bad cursor.", {"cursor": str(error)}) from None
+        counts = queue_counts(session, principal.api_key_id)
+        body = {
+            "queue": name,
+            "count": counts[name],
+            "counts": counts,
+            "comments": [moderation_summary(comment) for comment in page.comments],
+            "next_cursor": page.next_cursor,
+        }
+    return jsonify(body)
+
+
+@bp.post("/comments/<comment_id>/decision")
+@require_moderation_access
+def post_decision(comment_id: str) -> tuple[Response, int]:
+    body = read_json_object(request)
+    decision = body.get("decision")
+    if decision not in ALL_DECISIONS:
+        raise InvalidComment("Unknown decision.", {"decision": f"one of {', '.join(ALL_DECISIONS)}"})
+    expected = body.get("expected_status")
+    if expected is not None and not isinstance(expected, str):
+        raise InvalidComment("Bad expected_status.", {"expected_status": "a status name"})
+    principal: Principal = g.principal
+    runtime = current_runtime()
+    (outcome,) = decide(
+        runtime,
+        [comment_id],
+        decision,
+        principal.actor,
+        expected_status=expected,
+        api_key_id=principal.api_key_id,
+    )
+    if outcome.error == "not_found":
+        raise NotFound("No such comment.")
+    if outcome.error is not None:
+        messages = {
+            "conflict": "The comment changed since you saw it; reload it and decide again.",
+            "undo_expired": "The decision is too old to undo.",
+            "nothing_to_undo": "There is no moderator decision to undo.",
+        }
+        raise Conflict(messages.get(outcome.error, outcome.error), {"decision": outcome.error})
+    with runtime.session() as session:
+        comment = session.get(Comment, comment_id)
+        assert comment is not None
+        summary = moderation_summary(comment)
+    return jsonify({"decision": decision, "changed": outcome.changed, "comment": summary}), 200
