@@ -20,7 +20,7 @@ import redis
 from rq import SimpleWorker, Worker
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import jobs, queueing
+from service import jobs, queueing, retraining
 from service.app import configure_logging
 from service.runtime import Runtime
 from service.settings import Settings
@@ -38,6 +38,7 @@ def reconcile_forever(runtime: Runtime, stop: threading.Event) -> None:
             # One reconciler per interval across all worker processes.
             if runtime.redis.set(lock_key, "1", nx=True, px=int(interval * 1000)):
                 jobs.reconcile(runtime)
+                retraining.maybe_schedule_retraining(runtime)
         except (redis.RedisError, SQLAlchemyError) as error:
             logger.warning("reconcile skipped error=%s", type(error).__name__)
         except Exception:

@@ -29,17 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classifier.comment import Comment  # noqa: E402
 from classifier.registry import Registry  # noqa: E402
 
+#: Ordinary discussion; a comment also gets one spammy or rude fragment with probability 0.15 each.
 _FRAGMENTS = [
     "I think the council got this one badly wrong", "thanks for the thoughtful article",
     "the mayor should answer these questions", "this is the worst idea I have heard in years",
-    "check out my channel for more videos", "great post, I will bookmark your blog",
-    "you are an idiot if you believe that", "the numbers in the report do not add up",
+    "the numbers in the report do not add up",
     "my family has lived here for three generations", "what about the people who cannot afford it",
-    "visit http://example-shop.com/deals for cheap watches",
     "see https://www.bbc.co.uk/news/uk-12345 for more",
     "Does anyone know when the road works will finish?", "totally agree with the previous commenter",
     "ÉNORME merci pour cet article", "the schools need more funding, not less",
 ]
+_SPAMMY = ["check out my channel for more videos", "great post, I will bookmark your blog",
+           "visit http://example-shop.com/deals for cheap watches"]
+_RUDE = ["you are an idiot if you believe that", "shut up, this is the worst idea I have heard"]
 _NAMES = ["", "", "Anna Smith", "dave99", "Cheap Watches Online", "Maria Garcia"]
 
 
@@ -50,8 +52,13 @@ def make_comments(n: int, seed: int = 1) -> list[Comment]:
     for _ in range(n):
         target = rng.randint(50, 500)
         parts: list[str] = []
+        if rng.random() < 0.15:
+            parts.append(rng.choice(_SPAMMY))
+        if rng.random() < 0.15:
+            parts.append(rng.choice(_RUDE))
         while sum(len(p) + 2 for p in parts) < target:
             parts.append(rng.choice(_FRAGMENTS))
+        rng.shuffle(parts)
         text = ". ".join(parts)[:target]
         name = rng.choice(_NAMES)
         comments.append(Comment(text, name=name, email="reader@example.org" if name else "",
@@ -92,6 +99,7 @@ def main() -> None:
         model.score(comments[:200])  # warm the caches
         for label, explain in (("score (with reasons)", True), ("predict / score without reasons", False)):
             started = time.perf_counter()
+            cpu_started = time.process_time()
             for i in range(0, len(comments), args.batch_size):
                 batch = comments[i : i + args.batch_size]
                 if explain:
@@ -99,17 +107,23 @@ def main() -> None:
                 else:
                     model.predict(batch)
             elapsed = time.perf_counter() - started
-            print(f"batched {label}: {len(comments) / elapsed:,.0f} comments/s on one core "
+            cpu = time.process_time() - cpu_started
+            print(f"batched {label}: {len(comments) / elapsed:,.0f} comments/s wall, "
+                  f"{len(comments) / cpu:,.0f} comments/s per CPU-second "
                   f"(n={len(comments)}, batch={args.batch_size}, mean length {mean_len:.0f} chars)")
         latencies = []
+        cpu_latencies = []
         singles = make_comments(args.single, seed=2)
         for comment in singles:
             started = time.perf_counter()
+            cpu_started = time.thread_time()
             model.score([comment], explain=True)
             latencies.append((time.perf_counter() - started) * 1000)
+            cpu_latencies.append((time.thread_time() - cpu_started) * 1000)
         p50, p99 = np.percentile(latencies, [50, 99])
-        print(f"single comment with reasons: p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {max(latencies):.2f} ms "
-              f"(n={len(latencies)})")
+        c50, c99 = np.percentile(cpu_latencies, [50, 99])
+        print(f"single comment with reasons: wall p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
+              f"CPU p50 {c50:.2f} ms, p99 {c99:.2f} ms (n={len(latencies)})")
     print(f"peak RSS: {rss_mb():.0f} MB")
 
 

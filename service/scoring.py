@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from classifier.comment import Comment as ClassifierComment
@@ -29,11 +30,19 @@ class ScoredBatch:
     error: str | None = None
 
 
+#: A version that failed to load is not tried again for this long (each try logs an error).
+FAILED_LOAD_RETRY_SECONDS = 60.0
+
+
 class ModelHolder:
-    def __init__(self, registry: Registry):
+    def __init__(self, registry: Registry, announced: Callable[[], str | None] | None = None):
         self.registry = registry
+        #: Returns the version the service announced as active (database/Redis), or None; consulted
+        #: before the registry's own pointer (see ``service.retraining.attach``).
+        self.announced = announced
         self._model: Model | None = None
         self._lock = threading.Lock()
+        self._failed: dict[str, float] = {}
 
     @property
     def model(self) -> Model | None:
@@ -47,21 +56,27 @@ class ModelHolder:
         return model.version if model is not None else None
 
     def refresh(self, wanted_version: str | None = None) -> bool:
-        """Load ``wanted_version`` (default: the registry's active one) if it is not loaded yet.
+        """Load ``wanted_version`` (default: the announced active version, else the registry's) if it is
+        not loaded yet.
 
         Returns True when a new model was swapped in. A failed load keeps the old model.
         """
         with self._lock:
             try:
-                version = wanted_version or self.registry.active_version()
+                version = wanted_version or (self.announced() if self.announced else None) \
+                    or self.registry.active_version()
             except (ClassifierError, OSError) as error:
                 logger.error("model registry unreadable error=%s", error)
                 return False
             if version is None or version == self.version:
                 return False
+            if time.monotonic() - self._failed.get(version, -FAILED_LOAD_RETRY_SECONDS) \
+                    < FAILED_LOAD_RETRY_SECONDS:
+                return False
             try:
                 loaded = self.registry.load(version)
             except Exception as error:  # a bad artifact must never take down a worker
+                self._failed[version] = time.monotonic()
                 logger.error("model load failed version=%s kept=%s error=%s", version, self.version, error)
                 return False
             self._model = loaded

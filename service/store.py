@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -61,10 +61,15 @@ def find_by_external_id(session: Session, api_key_id: int, external_id: str) -> 
 
 
 def create_comment(session: Session, api_key: ApiKey, fields: Mapping[str, Any]) -> tuple[Comment, bool]:
-    """Store a new comment as pending and commit. Returns ``(comment, created)``.
+    """Store a new comment as pending, durably, before returning. Returns ``(comment, created)``.
 
     Posting an ``external_id`` this key already used returns the stored comment (``created`` False),
     so a CMS that retries a timed-out request never creates a duplicate.
+
+    The new row is written by one autocommitted INSERT: ingest speed is bounded by database round
+    trips, and a single statement is atomic on its own, so BEGIN/COMMIT would only add two more.
+    Arrival is recorded on the row itself (``received_at``, ``api_key_id``); the status history starts
+    with the first verdict.
     """
     external_id = fields.get("external_id")
     if external_id is not None:
@@ -72,31 +77,30 @@ def create_comment(session: Session, api_key: ApiKey, fields: Mapping[str, Any])
         if existing is not None:
             return existing, False
     now = utcnow()
-    comment = Comment(
-        id=new_id(),
-        api_key_id=api_key.id,
-        text_hash=text_hash(fields["text"]),
-        received_at=now,
+    values = {
+        "id": new_id(),
+        "api_key_id": api_key.id,
+        "text_hash": text_hash(fields["text"]),
+        "received_at": now,
         # Set before the enqueue, not after it, to keep ingest at one write: if the enqueue fails
         # (Redis down), the reconciler finds the comment once this is older than its grace period.
-        enqueued_at=now,
-        status=PENDING,
+        "enqueued_at": now,
+        "status": PENDING,
+        "updated_at": now,
         **_comment_columns(fields),
-    )
-    # One INSERT and a commit: ingest speed is bounded by database round trips. Arrival is recorded
-    # on the comment itself (received_at, api_key_id); status_changes starts with the first verdict.
-    session.add(comment)
+    }
     try:
-        session.commit()
+        with session.get_bind().connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(insert(Comment), [values])
     except IntegrityError:
         # Two requests with the same external_id raced; the other one won. Return its comment.
-        session.rollback()
         if external_id is not None:
+            session.rollback()
             existing = find_by_external_id(session, api_key.id, external_id)
             if existing is not None:
                 return existing, False
         raise
-    return comment, True
+    return Comment(**values), True
 
 
 _COMMENT_FIELDS = {

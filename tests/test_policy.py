@@ -8,8 +8,15 @@ from service.db import APPROVED, HELD, REJECTED
 from service.policy import apply_policy, count_links, uncertainty
 from service.settings import Thresholds
 
-CALM = {"spam": 0.1, "toxicity": 0.1, "severe_toxicity": 0.0, "insult": 0.1, "profanity": 0.0, "threat": 0.0,
-        "identity_attack": 0.0}
+CALM = {
+    "spam": 0.1,
+    "toxicity": 0.1,
+    "severe_toxicity": 0.0,
+    "insult": 0.1,
+    "profanity": 0.0,
+    "threat": 0.0,
+    "identity_attack": 0.0,
+}
 
 
 @pytest.mark.parametrize(
@@ -42,7 +49,9 @@ def test_missing_scores_are_held_as_unscored_never_approved(scores):
 
 
 def test_thresholds_come_from_settings():
-    strict = Thresholds(spam_reject=0.8, spam_hold=0.3, toxicity_hold=0.4, max_links=0, attribute_hold={"threat": 0.2})
+    strict = Thresholds(
+        spam_reject=0.8, spam_hold=0.3, toxicity_hold=0.4, max_links=0, attribute_hold={"threat": 0.2}
+    )
 
     assert apply_policy({**CALM, "spam": 0.85}, "x", strict).status == REJECTED
     assert apply_policy({**CALM, "spam": 0.35}, "x", strict).reason == "spam_hold"

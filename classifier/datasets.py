@@ -1,0 +1,1057 @@
+"""Labelled comments for training and evaluation: the public sets in ``shared/data`` and files users bring.
+
+Every loader returns :class:`~classifier.comment.LabelledComment` values whose ``labels`` use the names in
+:data:`~classifier.comment.ATTRIBUTES`. An attribute that a source cannot speak to is left out (unknown),
+never set to 0. Bad files raise :class:`~classifier.errors.DatasetError` as ``path:line: message``.
+
+Label mapping of the public sets (this table goes into the model card, see :data:`LABEL_MAPPING`):
+
+=========================  ===============================================================================
+Source                     Labels
+=========================  ===============================================================================
+youtube:<video>, sms       ``CLASS``/``ham|spam`` -> ``spam`` 0/1. YouTube ``AUTHOR`` -> ``name``; ``DATE``
+                           is never read (it is empty for every spam row of the Eminem file, so it leaks
+                           the label); the stray trailing U+FEFF of ``CONTENT`` is stripped.
+wordpress                  ``spam`` = 1 only (the file is a spam queue, it has no ham). ``Author`` ->
+                           ``name``, ``Website`` -> ``url``, ``Email`` -> ``email``; the hard line breaks
+                           from scraping are folded into spaces. IP and the grammar dump are dropped.
+                           Pair it with ham from another set (e.g. Civil Comments).
+jigsaw                     toxic -> toxicity, severe_toxic -> severe_toxicity, obscene -> profanity,
+                           threat -> threat, insult -> insult, identity_hate -> identity_attack. Rows are
+                           deduplicated by ``id`` across the six files (first file wins).
+civil                      rater fractions -> toxicity, severe_toxicity, insult, threat, identity_attack,
+                           obscene -> profanity, thresholded: fraction >= 0.5 -> 1, else 0. The raw
+                           fractions (and ``sexual_explicit``, which we do not predict) stay in ``extra``.
+davidson                   class 0 (hate) -> toxicity 1, identity_attack 1; class 1 (offensive) ->
+                           toxicity 1, identity_attack 0; class 2 (neither) -> toxicity 0,
+                           identity_attack 0. Profanity is left unknown: "offensive" is mostly slurs and
+                           insults found by a hate lexicon, and raters were not asked about swearing.
+olid                       NOT -> toxicity, severe_toxicity, insult, threat, profanity, identity_attack
+                           all 0 (the guideline defines NOT as "no offense or profanity").
+                           OFF+TIN (targeted insult or threat) -> toxicity 1, insult 1 (threats are a
+                           small part of TIN and cannot be told apart, so threat stays unknown).
+                           OFF+UNT (untargeted profanity) -> profanity 1, insult 0, threat 0,
+                           identity_attack 0; toxicity stays unknown, because OLID's OFF counts plain
+                           swearing, which is broader than Jigsaw's "toxic" and Perspective's toxicity.
+=========================  ===============================================================================
+
+User-brought files (:func:`load_csv`, :func:`load_jsonl`, :func:`load_wxr`, :func:`load_wp_comments_csv`,
+:func:`load_disqus`, dispatched by :func:`load_labelled_file`) report the rows they skip through an
+``on_skip(reason, line)`` callback; :class:`SkipTally` is a ready-made one that counts reasons.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import ParseError
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from classifier.comment import ATTRIBUTES, Comment, LabelledComment
+from classifier.errors import DatasetError
+
+logger = logging.getLogger(__name__)
+
+csv.field_size_limit(16 * 1024 * 1024)
+
+#: Called as ``on_skip(reason, line)`` for each row a loader leaves out; ``line`` is None for XML.
+SkipCallback = Callable[[str, "int | None"], None]
+
+
+
+# --------------------------------------------------------------------------------------------------
+# The public sets
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicFile:
+    """One file of a public set, as taken byte for byte from its source."""
+
+    path: str  #: relative to the set's folder
+    url: str  #: where it came from (GitHub blob at a fixed commit)
+    sha256: str
+    rows: int | None = None  #: data rows as SOURCES.md counts them; None for documentation files
+    archive_member: str | None = None  #: set when the file was extracted from the archive at ``url``
+
+
+@dataclass(frozen=True)
+class PublicSet:
+    """A public labelled data set in the shared data directory."""
+
+    name: str
+    folder: str
+    title: str
+    files: tuple[PublicFile, ...]
+    licence: str
+    citation: str
+    label_mapping: str
+    sources: tuple[str, ...]  #: the ``source`` values its examples carry
+
+    @property
+    def data_files(self) -> tuple[PublicFile, ...]:
+        return tuple(f for f in self.files if f.rows is not None)
+
+
+def _gh(repo: str, commit: str, path: str) -> str:
+    return f"https://github.com/{repo}/blob/{commit}/{path}"
+
+
+_YT_REPO, _YT_COMMIT = "C0D3-BR3AK3R/HadoopFinalNCU-Project", "c1c9490617ac3b214f9ff7ebf011f2ac59a523c4"
+_JIG_REPO, _JIG_COMMIT = "predibase/llm_distillation_playbook", "6ccc4707eebbb60bce336e4711b742f9f9342fc8"
+_OLID_REPO, _OLID_COMMIT = "wenliangdai/multi-task-offensive-language-detection", (
+    "6c2071a677e7380c026b2bd59338370f9807e1da"
+)
+_DAV_REPO = "t-davidson/hate-speech-and-offensive-language"
+_DAV_COMMIT = "cb50f7e9eb855a99abc51423bf40df0e26d6fe30"
+_SMS_URL = _gh(
+    "j4anvii/sms_classification", "4582d9f08debb75c173c401a7df17f4281dd7eec", "smsspamcollection.zip"
+)
+
+#: YouTube video name -> (file, rows)
+YOUTUBE_VIDEOS: dict[str, tuple[str, int]] = {
+    "psy": ("Youtube01-Psy.csv", 350),
+    "katyperry": ("Youtube02-KatyPerry.csv", 350),
+    "lmfao": ("Youtube03-LMFAO.csv", 438),
+    "eminem": ("Youtube04-Eminem.csv", 448),
+    "shakira": ("Youtube05-Shakira.csv", 370),
+}
+_YT_SHA = {
+    "psy": "19797e6c77690e3c8809cfd2853ae7341390636367ba66cf5d4f4083f0b88535",
+    "katyperry": "902c614f8ef24f987d6f614d7e6111aa5160b89a0646b68e007bd6044a3d123b",
+    "lmfao": "702ef589860a1831956f527760a3d9737ef8a07ab36c7de35b92b8898b8c3928",
+    "eminem": "92f54eb6b22fdf3b7ae85e1f500e5aa7442edd025e504b988a97078756187e76",
+    "shakira": "1d8ab47b71e8037c51183b2fc62f0591a48a4b54f3a4f5d9d3043113b274e98e",
+}
+_JIGSAW_FILES = (
+    ("train.5k.csv", "data/dataset_subsets/train.5k.csv", 5000,
+     "4b1ed4c1e4f647b800fb5ab57835ced2d932cf64ec831aef1c991cffeefa2e50"),
+    ("train.a.ok.1k.csv", "data/data_pools/train.a.ok.1k.csv", 1000,
+     "a33899b046738486d4768303e30f023b5c8fe5851a39706e3b3ec3ededb125ff"),
+    ("train.b.ok.1k.csv", "data/data_pools/train.b.ok.1k.csv", 1000,
+     "3f2638e4275356430c6c6efaaafe7385ce7fe286ac6bff01f92b96e8eda98e3b"),
+    ("train.a.bad.1k.csv", "data/data_pools/train.a.bad.1k.csv", 1000,
+     "c59d2e8cb1b854440839f1f04c92c384fcc7813e46b314df05f1e43151f3dcfc"),
+    ("train.b.bad.1k.csv", "data/data_pools/train.b.bad.1k.csv", 1000,
+     "47e9ba736edb7ab8aa48b75b9b6c8fb090aeb56805ec5535684d5ad52ef4ae34"),
+    ("train.c.bad.1k.csv", "data/data_pools/train.c.bad.1k.csv", 1000,
+     "a837182059ae3c49c5322f64abed19b9f23623eccc3316b4866c9033f643e240"),
+)
+
+PUBLIC_SETS: dict[str, PublicSet] = {
+    "youtube": PublicSet(
+        name="youtube",
+        folder="youtube-spam-collection",
+        title="YouTube Spam Collection v1 (TubeSpam)",
+        files=tuple(
+            PublicFile(fname, _gh(_YT_REPO, _YT_COMMIT, f"data/{fname}"), _YT_SHA[video], rows)
+            for video, (fname, rows) in YOUTUBE_VIDEOS.items()
+        ),
+        licence=(
+            "Public for spam research (authors' page and UCI page); the authors ask for a citation of the "
+            "paper and an e-mail. No explicit licence on a stored page; the source repo has no LICENSE file."
+        ),
+        citation=(
+            'Alberto, T.C., Lochter, J.V., Almeida, T.A. "TubeSpam: Comment Spam Filtering on YouTube." '
+            "Proc. 14th IEEE ICMLA'15, Miami, 2015, pp. 1-6."
+        ),
+        label_mapping="CLASS 1 -> spam 1, 0 -> spam 0. AUTHOR -> name. DATE is never read (leaks the label "
+        "in the Eminem file). Trailing U+FEFF stripped from CONTENT.",
+        sources=tuple(f"youtube:{video}" for video in YOUTUBE_VIDEOS),
+    ),
+    "sms": PublicSet(
+        name="sms",
+        folder="sms-spam-collection",
+        title="SMS Spam Collection v1",
+        files=(
+            PublicFile("SMSSpamCollection", _SMS_URL,
+                       "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d", 5574,
+                       archive_member="SMSSpamCollection"),
+            PublicFile("readme", _SMS_URL,
+                       "8753cd2d3cab68f80c8257851b8c2037778c267f55accb6fd1b5a2e32d36a84e",
+                       archive_member="readme"),
+        ),
+        licence=(
+            'readme section 4: "provided for free and with no limitations", with a no-warranty clause and a '
+            "limitation of liability; the authors ask for a citation and an e-mail."
+        ),
+        citation=(
+            'Almeida, T.A., Gomez Hidalgo, J.M., Yamakami, A. "Contributions to the Study of SMS Spam '
+            'Filtering: New Collection and Results." Proc. 2011 ACM DocEng\'11, 2011.'
+        ),
+        label_mapping="spam -> spam 1, ham -> spam 0.",
+        sources=("sms",),
+    ),
+    "wordpress": PublicSet(
+        name="wordpress",
+        folder="wordpress-blog-spam",
+        title="WordPress blog spam queue, older half (up to 2017-02-07)",
+        files=(
+            PublicFile(
+                "spam_data.until-2017-02-07.csv",
+                _gh("sidtuli/spam-analysis", "3c843c07fc848dc748670df0c246c7d5b98bccb6",
+                    "previous_ipython_version/data/spam_data.csv"),
+                "e62b641910f86fd056a4c6dc502e8ce1b966b7735518d8b34569ea920d940e8a",
+                1350,
+            ),
+        ),
+        licence="WTFPL v2 (the source repository). E-mails and IPs are treated as personal data.",
+        citation="sidtuli/spam-analysis on GitHub (no paper).",
+        label_mapping="spam 1 for every row (spam queue, no ham). Author -> name, Website -> url, "
+        "Email -> email; hard line breaks folded; IP and Grammar Check dropped.",
+        sources=("wordpress",),
+    ),
+    "jigsaw": PublicSet(
+        name="jigsaw",
+        folder="jigsaw-toxic-comment-sample",
+        title="Jigsaw Toxic Comment Classification, train-split samples",
+        files=tuple(
+            PublicFile(fname, _gh(_JIG_REPO, _JIG_COMMIT, src), sha, rows)
+            for fname, src, rows, sha in _JIGSAW_FILES
+        ),
+        licence="CC0 for the dataset; comment text under Wikipedia's CC BY-SA 3.0. Source repo: no LICENSE.",
+        citation=(
+            'cjadams, Sorensen, J., Elliott, J., Dixon, L., McDonald, M., nithum, Cukierski, W. "Toxic '
+            'Comment Classification Challenge." Kaggle, 2017. Wulczyn, E., Thain, N., Dixon, L. "Ex '
+            'Machina: Personal Attacks Seen at Scale." WWW 2017.'
+        ),
+        label_mapping="toxic -> toxicity, severe_toxic -> severe_toxicity, obscene -> profanity, threat -> "
+        "threat, insult -> insult, identity_hate -> identity_attack. Deduplicated by id (first file wins).",
+        sources=("jigsaw",),
+    ),
+    "davidson": PublicSet(
+        name="davidson",
+        folder="hate-speech-and-offensive-language",
+        title="Hate Speech and Offensive Language (Davidson et al. 2017)",
+        files=(
+            PublicFile("labeled_data.csv", _gh(_DAV_REPO, _DAV_COMMIT, "data/labeled_data.csv"),
+                       "fcb8bc7c68120ae4af04a5b9acd58585513ede11e1548ebf36a5c2040b6f6281", 24783),
+            PublicFile("readme.md", _gh(_DAV_REPO, _DAV_COMMIT, "data/readme.md"),
+                       "bc61daf206147999c57530b9f11c6d96e5e175fffee1ebba9aadb96e87836e61"),
+        ),
+        licence='MIT ("Copyright (c) 2017 Tom Davidson"); the README asks for a citation and a usage form.',
+        citation=(
+            'Davidson, T., Warmsley, D., Macy, M., Weber, I. "Automated Hate Speech Detection and the '
+            'Problem of Offensive Language." ICWSM 2017, pp. 512-515.'
+        ),
+        label_mapping="class 0 hate -> toxicity 1, identity_attack 1; class 1 offensive -> toxicity 1, "
+        "identity_attack 0; class 2 neither -> toxicity 0, identity_attack 0; profanity unknown.",
+        sources=("davidson",),
+    ),
+    "olid": PublicSet(
+        name="olid",
+        folder="olid",
+        title="OLID v1.0 (OffensEval 2019), training set",
+        files=(
+            PublicFile("olid-training-v1.0.tsv",
+                       _gh(_OLID_REPO, _OLID_COMMIT, "OLIDv1.0/olid-training-v1.0.tsv"),
+                       "d976bd6faf7800571d06aa4fda00c11c1d39e6fd139747067f683d0c6e76d31f", 13240),
+            PublicFile("README.txt", _gh(_OLID_REPO, _OLID_COMMIT, "OLIDv1.0/README.txt"),
+                       "0ede30285b216c6679626be3746813d0975e18fd6f7aa6e659181d85614bedcd"),
+            PublicFile("olid-annotation.txt", _gh(_OLID_REPO, _OLID_COMMIT, "OLIDv1.0/olid-annotation.txt"),
+                       "0d34254051fad1b2d423627ceb775bd46a09287a0f78e52b3720e8c67416a2a7"),
+        ),
+        licence=(
+            "No licence stated in the OLID README (cite Zampieri et al. 2019); hosting repo CC BY 4.0; tweet "
+            "text subject to Twitter's terms."
+        ),
+        citation=(
+            'Zampieri, M., Malmasi, S., Nakov, P., Rosenthal, S., Farra, N., Kumar, R. "Predicting the Type '
+            'and Target of Offensive Posts in Social Media." NAACL 2019.'
+        ),
+        label_mapping="NOT -> all toxicity attributes 0; OFF/TIN -> toxicity 1, insult 1; OFF/UNT -> "
+        "profanity 1, insult 0, threat 0, identity_attack 0, toxicity unknown.",
+        sources=("olid",),
+    ),
+    "civil": PublicSet(
+        name="civil",
+        folder="civil-comments-sample",
+        title="Civil Comments, a scored sample (news-site comments)",
+        files=(
+            PublicFile("civil_comments.csv",
+                       _gh("refuel-ai/autolabel", "8ebbda14e4768449f4eee148dbebc83d8362bd7c",
+                           "examples/civil_comments.csv"),
+                       "62daa70b25880f4ccb49740d7217b3172d4a2c674db074afb245e0e84065e3fa", 1000),
+        ),
+        licence="Civil Comments data CC0; hosting repo MIT.",
+        citation=(
+            'Borkan, D., Dixon, L., Sorensen, J., Thain, N., Vasserman, L. "Nuanced Metrics for Measuring '
+            'Unintended Bias with Real Data for Text Classification." WWW \'19 Companion, 2019.'
+        ),
+        label_mapping="rater fraction >= 0.5 -> 1 else 0 for toxicity, severe_toxicity, insult, threat, "
+        "identity_attack, obscene -> profanity; raw fractions kept in extra.",
+        sources=("civil",),
+    ),
+}
+
+#: How each public set's labels map onto ATTRIBUTES, one line per set (the module docstring has the table).
+LABEL_MAPPING: dict[str, str] = {name: public.label_mapping for name, public in PUBLIC_SETS.items()}
+
+#: Threshold applied to Civil Comments' rater fractions.
+CIVIL_THRESHOLD = 0.5
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_public_set(data_dir: Path, name: str) -> None:
+    """Raise :class:`DatasetError` unless every data file of the set exists with the recorded sha256."""
+    public = _public_set(name)
+    for pf in public.data_files:
+        path = Path(data_dir) / public.folder / pf.path
+        if not path.is_file():
+            raise DatasetError(f"missing data file of public set {name!r}", path)
+        actual = sha256_file(path)
+        if actual != pf.sha256:
+            raise DatasetError(
+                f"sha256 mismatch for public set {name!r}: expected {pf.sha256}, got {actual}; "
+                "the file was changed or replaced",
+                path,
+            )
+
+
+def public_manifest(names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Provenance of the public sets (files, URLs, checksums, licence, citation), for a model card."""
+    result: dict[str, dict[str, Any]] = {}
+    for name in names if names is not None else PUBLIC_SETS:
+        public = _public_set(name)
+        result[name] = {
+            "title": public.title,
+            "folder": public.folder,
+            "files": [
+                {"path": f.path, "url": f.url, "sha256": f.sha256, "rows": f.rows,
+                 **({"archive_member": f.archive_member} if f.archive_member else {})}
+                for f in public.files
+            ],
+            "licence": public.licence,
+            "citation": public.citation,
+            "label_mapping": public.label_mapping,
+        }
+    return result
+
+
+def load_public(
+    data_dir: Path, names: Iterable[str] | None = None, verify: bool = True
+) -> list[LabelledComment]:
+    """Load the named public sets (all by default) from ``data_dir``, checking checksums first."""
+    examples: list[LabelledComment] = []
+    for name in names if names is not None else PUBLIC_SETS:
+        examples.extend(load_public_set(data_dir, name, verify=verify))
+    return examples
+
+
+def load_public_set(data_dir: Path, name: str, verify: bool = True) -> list[LabelledComment]:
+    """Load one public set by name (a key of :data:`PUBLIC_SETS`)."""
+    public = _public_set(name)
+    if verify:
+        verify_public_set(data_dir, name)
+    folder = Path(data_dir) / public.folder
+    loader = _PUBLIC_LOADERS[name]
+    examples = loader(folder)
+    logger.info("dataset=%s rows=%d", name, len(examples))
+    return examples
+
+
+def _public_set(name: str) -> PublicSet:
+    try:
+        return PUBLIC_SETS[name]
+    except KeyError:
+        raise DatasetError(f"unknown public set {name!r}; known: {', '.join(PUBLIC_SETS)}") from None
+
+
+def _strip_feff(text: str) -> str:
+    return text.replace("\ufeff", "").strip()
+
+
+def _fold_lines(text: str) -> str:
+    return re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
+
+
+def _load_youtube(folder: Path) -> list[LabelledComment]:
+    examples = []
+    for video, (fname, _rows) in YOUTUBE_VIDEOS.items():
+        path = folder / fname
+        for line, row in _iter_csv_dicts(path, required=("COMMENT_ID", "AUTHOR", "CONTENT", "CLASS")):
+            # DATE is deliberately not read: it is empty for every spam row of the Eminem file.
+            spam = _parse_binary(row["CLASS"], path, line, "CLASS")
+            examples.append(LabelledComment(
+                comment=Comment(text=_strip_feff(row["CONTENT"]), name=row["AUTHOR"].strip()),
+                labels={"spam": spam},
+                source=f"youtube:{video}",
+                external_id=row["COMMENT_ID"],
+            ))
+    return examples
+
+
+def _load_sms(folder: Path) -> list[LabelledComment]:
+    path = folder / "SMSSpamCollection"
+    examples = []
+    # Not csv: messages contain unbalanced double quotes; the format is simply label<TAB>text per line.
+    for line, text_line in _iter_text_lines(path):
+        if not text_line.strip():
+            continue
+        label, sep, text = text_line.rstrip("\r\n").partition("\t")
+        if not sep or label not in ("ham", "spam"):
+            raise DatasetError("expected 'ham<TAB>text' or 'spam<TAB>text'", path, line)
+        examples.append(LabelledComment(
+            comment=Comment(text=text.strip()), labels={"spam": float(label == "spam")},
+            source="sms", external_id=str(line),
+        ))
+    return examples
+
+
+def _load_wordpress(folder: Path) -> list[LabelledComment]:
+    path = folder / PUBLIC_SETS["wordpress"].files[0].path
+    examples = []
+    required = ("Comment Number", "Author", "Website", "Email", "Comment")
+    for line, row in _iter_csv_dicts(path, required=required):
+        created_at = None
+        try:
+            day = f"{row['Submit Year']}-{row['Submit Month']}-{row['Submit Day']} {row['Submit Time']}"
+            created_at = datetime.strptime(day, "%Y-%m-%d %I:%M %p")
+        except (KeyError, ValueError):
+            pass
+        examples.append(LabelledComment(
+            comment=Comment(
+                text=_fold_lines(row["Comment"]), name=row["Author"].strip(),
+                email=row["Email"].strip(), url=row["Website"].strip(),
+            ),
+            labels={"spam": 1.0},
+            source="wordpress",
+            external_id=row["Comment Number"].strip(),
+            created_at=created_at,
+        ))
+    return examples
+
+
+_JIGSAW_MAP = {
+    "toxic": "toxicity", "severe_toxic": "severe_toxicity", "obscene": "profanity",
+    "threat": "threat", "insult": "insult", "identity_hate": "identity_attack",
+}
+
+
+def _load_jigsaw(folder: Path) -> list[LabelledComment]:
+    seen: set[str] = set()
+    examples = []
+    for pf in PUBLIC_SETS["jigsaw"].data_files:
+        fname = pf.path
+        path = folder / fname
+        for line, row in _iter_csv_dicts(path, required=("id", "comment_text", *_JIGSAW_MAP)):
+            if row["id"] in seen:
+                continue
+            seen.add(row["id"])
+            labels = {attr: _parse_binary(row[col], path, line, col) for col, attr in _JIGSAW_MAP.items()}
+            examples.append(LabelledComment(
+                comment=Comment(text=row["comment_text"].strip()), labels=labels, source="jigsaw",
+                external_id=row["id"], extra={"file": fname},
+            ))
+    return examples
+
+
+_CIVIL_MAP = {
+    "toxicity": "toxicity", "severe_toxicity": "severe_toxicity", "insult": "insult", "threat": "threat",
+    "identity_attack": "identity_attack", "obscene": "profanity",
+}
+
+
+def _load_civil(folder: Path) -> list[LabelledComment]:
+    path = folder / "civil_comments.csv"
+    examples = []
+    for line, row in _iter_csv_dicts(path, required=("text", *_CIVIL_MAP)):
+        labels = {}
+        extra = {}
+        for col, attr in _CIVIL_MAP.items():
+            fraction = _parse_fraction(row[col], path, line, col)
+            labels[attr] = float(fraction >= CIVIL_THRESHOLD)
+            extra[f"{col}_fraction"] = row[col]
+        if row.get("sexual_explicit"):
+            extra["sexual_explicit_fraction"] = row["sexual_explicit"]
+        examples.append(LabelledComment(
+            comment=Comment(text=row["text"].strip()), labels=labels, source="civil",
+            external_id=str(line), extra=extra,
+        ))
+    return examples
+
+
+def _load_davidson(folder: Path) -> list[LabelledComment]:
+    path = folder / "labeled_data.csv"
+    examples = []
+    mapping = {
+        "0": {"toxicity": 1.0, "identity_attack": 1.0},
+        "1": {"toxicity": 1.0, "identity_attack": 0.0},
+        "2": {"toxicity": 0.0, "identity_attack": 0.0},
+    }
+    for line, row in _iter_csv_dicts(path, required=("class", "tweet", "count")):
+        labels = mapping.get(row["class"].strip())
+        if labels is None:
+            raise DatasetError(f"class must be 0, 1 or 2, got {row['class']!r}", path, line)
+        extra: dict[str, str] = {
+            k: row[k] for k in ("count", "hate_speech", "offensive_language", "neither") if k in row
+        }
+        examples.append(LabelledComment(
+            comment=Comment(text=row["tweet"].strip()), labels=dict(labels), source="davidson",
+            external_id=row.get("", str(line)), extra=extra,
+        ))
+    return examples
+
+
+_OLID_NOT = {attr: 0.0 for attr in ATTRIBUTES if attr != "spam"}
+_OLID_TIN = {"toxicity": 1.0, "insult": 1.0}
+_OLID_UNT = {"toxicity": 1.0, "profanity": 1.0, "insult": 0.0, "threat": 0.0, "identity_attack": 0.0}
+
+
+def _load_olid(folder: Path) -> list[LabelledComment]:
+    path = folder / "olid-training-v1.0.tsv"
+    examples = []
+    required = ("id", "tweet", "subtask_a", "subtask_b")
+    for line, row in _iter_csv_dicts(path, required=required, delimiter="\t"):
+        a, b = row["subtask_a"].strip(), row["subtask_b"].strip()
+        if a == "NOT":
+            labels = _OLID_NOT
+        elif a == "OFF" and b == "TIN":
+            labels = _OLID_TIN
+        elif a == "OFF" and b == "UNT":
+            labels = _OLID_UNT
+        else:
+            raise DatasetError(f"unexpected OLID labels subtask_a={a!r} subtask_b={b!r}", path, line)
+        extra = {"subtask_a": a, "subtask_b": b, "subtask_c": row.get("subtask_c", "").strip()}
+        examples.append(LabelledComment(
+            comment=Comment(text=row["tweet"].strip()), labels=dict(labels), source="olid",
+            external_id=row["id"], extra=extra,
+        ))
+    return examples
+
+
+_PUBLIC_LOADERS: dict[str, Callable[[Path], list[LabelledComment]]] = {
+    "youtube": _load_youtube,
+    "sms": _load_sms,
+    "wordpress": _load_wordpress,
+    "jigsaw": _load_jigsaw,
+    "davidson": _load_davidson,
+    "olid": _load_olid,
+    "civil": _load_civil,
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading files with line numbers
+# --------------------------------------------------------------------------------------------------
+
+
+def _iter_text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Decode a file as UTF-8 line by line (BOM allowed), yielding (line number, line with its newline)."""
+    path = Path(path)
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise DatasetError(f"cannot open file: {exc.strerror or exc}", path) from None
+    with f:
+        for number, raw in enumerate(f, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DatasetError(
+                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                    "save the file as UTF-8",
+                    path, number,
+                ) from None
+
+
+def _iter_csv_dicts(
+    path: Path, required: Iterable[str] = (), delimiter: str = ",", any_of: Iterable[str] = ()
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (first line of the record, row) from a CSV file with a header, with clear errors."""
+    path = Path(path)
+    lines = _iter_text_lines(path)
+    state = {"line": 0}
+
+    def feed() -> Iterator[str]:
+        for number, text in lines:
+            state["line"] = number
+            yield text
+
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise DatasetError(f"malformed CSV header: {exc}", path, state["line"]) from None
+    if header is None:
+        raise DatasetError("empty file: expected a header row", path, 1)
+    header = [h.strip() for h in header]
+    missing = [col for col in required if col not in header]
+    if missing:
+        raise DatasetError(
+            f"missing required column(s) {', '.join(missing)}; header has: {', '.join(header)}", path, 1
+        )
+    any_of = tuple(any_of)
+    if any_of and not any(col in header for col in any_of):
+        raise DatasetError(f"need at least one of the columns {', '.join(any_of)}", path, 1)
+    while True:
+        start = state["line"] + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DatasetError(f"malformed CSV: {exc}", path, start) from None
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != len(header):
+            raise DatasetError(f"expected {len(header)} fields, found {len(row)}", path, start)
+        yield start, dict(zip(header, row, strict=True))
+
+
+_TRUE = {"1", "1.0", "true", "yes", "y", "t"}
+_FALSE = {"0", "0.0", "false", "no", "n", "f"}
+
+
+def _parse_binary(value: str, path: Path, line: int | None, column: str) -> float:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return 1.0
+    if v in _FALSE:
+        return 0.0
+    raise DatasetError(f"column {column!r}: expected 0/1 or true/false, got {value!r}", path, line)
+
+
+def _parse_fraction(value: str | float | int | bool, path: Path, line: int | None, column: str) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in _TRUE:
+            return 1.0
+        if v in _FALSE:
+            return 0.0
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not 0.0 <= number <= 1.0:
+        raise DatasetError(f"column {column!r}: expected a number in [0, 1], got {value!r}", path, line)
+    return number
+
+
+# --------------------------------------------------------------------------------------------------
+# Files that users bring
+# --------------------------------------------------------------------------------------------------
+
+
+class SkipTally:
+    """An ``on_skip`` callback that counts skipped rows by reason (and logs them at debug level)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def __call__(self, reason: str, line: int | None) -> None:
+        self.counts[reason] += 1
+        logger.debug("skipped reason=%r line=%s", reason, line)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _skipper(on_skip: SkipCallback | None) -> SkipCallback:
+    return on_skip if on_skip is not None else SkipTally()
+
+
+#: Values of a ``label`` column. Words that name their attribute (spam/ham, toxic/non-toxic) fix it;
+#: neutral values (1/0, true/false, yes/no) use the file's label attribute (see :func:`load_csv`).
+LABEL_WORDS: dict[str, tuple[str | None, float]] = {
+    "spam": ("spam", 1.0), "ham": ("spam", 0.0), "not_spam": ("spam", 0.0), "not spam": ("spam", 0.0),
+    "toxic": ("toxicity", 1.0), "ok": ("toxicity", 0.0), "non-toxic": ("toxicity", 0.0),
+    "nontoxic": ("toxicity", 0.0), "not_toxic": ("toxicity", 0.0), "clean": ("toxicity", 0.0),
+    **{v: (None, 1.0) for v in _TRUE}, **{v: (None, 0.0) for v in _FALSE},
+}
+
+
+@dataclass
+class _Raw:
+    line: int | None
+    text: str
+    label: str | None
+    attributes: dict[str, float]
+    name: str = ""
+    email: str = ""
+    url: str = ""
+    external_id: str | None = None
+    created_at: datetime | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _parse_datetime(value: str, path: Path, line: int | None) -> datetime | None:
+    v = value.strip()
+    if not v or v.startswith("0000-00-00"):
+        return None
+    try:
+        return datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        raise DatasetError(f"created_at: not an ISO 8601 date-time: {value!r}", path, line) from None
+
+
+def _resolve_labels(
+    raws: list[_Raw], path: Path, source: str, label_attribute: str | None, on_skip: SkipCallback
+) -> list[LabelledComment]:
+    """Turn the raw rows of a CSV/JSONL file into labelled comments (see :func:`load_csv`)."""
+    if label_attribute is not None and label_attribute not in ATTRIBUTES:
+        raise DatasetError(f"label_attribute must be one of {', '.join(ATTRIBUTES)}, got {label_attribute!r}")
+    named: dict[str, int] = {}
+    for raw in raws:
+        if raw.label is None:
+            continue
+        word = raw.label.strip().lower()
+        if word not in LABEL_WORDS:
+            raise DatasetError(
+                f"unknown label {raw.label!r}; use spam/ham, toxic/ok, 1/0 or true/false", path, raw.line
+            )
+        attr = LABEL_WORDS[word][0]
+        if attr is not None:
+            named.setdefault(attr, raw.line or 0)
+            if label_attribute is not None and attr != label_attribute and not (
+                attr == "toxicity" and label_attribute != "spam"
+            ):
+                raise DatasetError(
+                    f"label {raw.label!r} names {attr!r}, but the label attribute is {label_attribute!r}",
+                    path, raw.line,
+                )
+    if label_attribute is None:
+        if len(named) > 1:
+            lines = sorted(named.values())
+            raise DatasetError(
+                "the label column mixes spam/ham and toxic/ok values; use one task per file "
+                "or per-attribute columns", path, lines[-1],
+            )
+        label_attribute = next(iter(named), "spam")
+
+    examples = []
+    for raw in raws:
+        if not raw.text.strip():
+            on_skip("empty text", raw.line)
+            continue
+        labels = dict(raw.attributes)
+        if raw.label is not None and label_attribute not in labels:
+            labels[label_attribute] = LABEL_WORDS[raw.label.strip().lower()][1]
+        if not labels:
+            on_skip("no label", raw.line)
+            continue
+        examples.append(LabelledComment(
+            comment=Comment(text=raw.text, name=raw.name, email=raw.email, url=raw.url),
+            labels=labels, source=source, external_id=raw.external_id, created_at=raw.created_at,
+            extra=raw.extra,
+        ))
+    return examples
+
+
+def _raw_from_mapping(row: dict[str, Any], path: Path, line: int | None) -> _Raw:
+    def text_of(key: str) -> str:
+        value = row.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise DatasetError(f"field {key!r} must be a string, got {type(value).__name__}", path, line)
+        return value.strip()
+
+    attributes: dict[str, float] = {}
+    for attr in ATTRIBUTES:
+        value = row.get(attr)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        attributes[attr] = _parse_fraction(value, path, line, attr)
+    label = row.get("label")
+    if label is not None and not isinstance(label, str):
+        if isinstance(label, bool | int | float):
+            label = str(int(label)) if float(label) in (0.0, 1.0) else str(label)
+        else:
+            kind = type(label).__name__
+            raise DatasetError(f"field 'label' must be a string or 0/1, got {kind}", path, line)
+    if isinstance(label, str) and not label.strip():
+        label = None
+    external_id = row.get("external_id", row.get("id"))
+    return _Raw(
+        line=line,
+        text=text_of("text"),
+        label=label,
+        attributes=attributes,
+        name=text_of("name"),
+        email=text_of("email"),
+        url=text_of("url"),
+        external_id=str(external_id) if external_id not in (None, "") else None,
+        created_at=_parse_datetime(text_of("created_at"), path, line),
+    )
+
+
+def load_csv(
+    path: Path,
+    source: str | None = None,
+    label_attribute: str | None = None,
+    on_skip: SkipCallback | None = None,
+) -> list[LabelledComment]:
+    """Read a labelled CSV file (UTF-8, header row).
+
+    Columns: ``text`` (required), and either ``label`` or per-attribute columns named like
+    :data:`ATTRIBUTES` (values 0/1, true/false or a fraction in [0, 1]; empty = unknown). Optional:
+    ``name``, ``email``, ``url``, ``id`` or ``external_id``, ``created_at`` (ISO 8601).
+
+    ``label`` values: ``spam``/``ham`` label ``spam``; ``toxic``/``ok`` (also ``non-toxic``, ``clean``)
+    label ``toxicity``; neutral ``1``/``0``, ``true``/``false``, ``yes``/``no`` label ``label_attribute``,
+    which by default is the attribute the file's words name, or ``spam`` if it has none. A per-attribute
+    column wins over ``label`` for the same attribute. Rows with empty text or no label are skipped and
+    reported to ``on_skip``.
+    """
+    path = Path(path)
+    raws = [
+        _raw_from_mapping(row, path, line)
+        for line, row in _iter_csv_dicts(path, required=("text",), any_of=("label", *ATTRIBUTES))
+    ]
+    return _resolve_labels(raws, path, source or f"import:{path.name}", label_attribute, _skipper(on_skip))
+
+
+def load_jsonl(
+    path: Path,
+    source: str | None = None,
+    label_attribute: str | None = None,
+    on_skip: SkipCallback | None = None,
+) -> list[LabelledComment]:
+    """Read labelled JSON lines: one object per line with the same fields as :func:`load_csv`."""
+    path = Path(path)
+    raws = []
+    seen_any = False
+    for line, text_line in _iter_text_lines(path):
+        if not text_line.strip():
+            continue
+        seen_any = True
+        try:
+            row = json.loads(text_line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"invalid JSON: {exc.msg} (column {exc.colno})", path, line) from None
+        if not isinstance(row, dict):
+            raise DatasetError(f"expected a JSON object, got {type(row).__name__}", path, line)
+        if "text" not in row:
+            raise DatasetError("missing required field 'text'", path, line)
+        if "label" not in row and not any(attr in row for attr in ATTRIBUTES):
+            raise DatasetError(f"need a 'label' field or one of {', '.join(ATTRIBUTES)}", path, line)
+        raws.append(_raw_from_mapping(row, path, line))
+    if not seen_any:
+        raise DatasetError("empty file: expected one JSON object per line", path, 1)
+    return _resolve_labels(raws, path, source or f"import:{path.name}", label_attribute, _skipper(on_skip))
+
+
+# WordPress comment_approved -> spam label; None means skip with the given reason.
+_WP_STATUS: dict[str, tuple[float | None, str]] = {
+    "1": (0.0, ""),
+    "approve": (0.0, ""),
+    "spam": (1.0, ""),
+    "0": (None, "pending (not moderated yet)"),
+    "hold": (None, "pending (not moderated yet)"),
+    # A moderator removed it, but trash holds duplicates, off-topic and author requests as well as abuse:
+    # it says nothing reliable about spam or toxicity.
+    "trash": (None, "trash (moderator removed, reason unknown)"),
+    "post-trashed": (None, "post-trashed (its post was deleted)"),
+}
+_WP_SKIP_TYPES = {"pingback", "trackback"}
+
+
+def _wordpress_example(
+    fields: dict[str, str], path: Path, line: int | None, source: str, on_skip: SkipCallback
+) -> LabelledComment | None:
+    status = fields.get("comment_approved", "").strip().lower()
+    if status not in _WP_STATUS:
+        on_skip(f"unknown comment_approved {status!r}", line)
+        return None
+    spam, reason = _WP_STATUS[status]
+    if spam is None:
+        on_skip(reason, line)
+        return None
+    comment_type = fields.get("comment_type", "").strip().lower()
+    if comment_type in _WP_SKIP_TYPES:
+        on_skip(f"{comment_type} (not a reader comment)", line)
+        return None
+    text = fields.get("comment_content", "").strip()
+    if not text:
+        on_skip("empty text", line)
+        return None
+    created_at = None
+    date = fields.get("comment_date_gmt", "").strip()
+    if date and not date.startswith("0000-00-00"):
+        try:
+            created_at = datetime.strptime(date, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        except ValueError:
+            message = f"comment_date_gmt: expected 'YYYY-MM-DD HH:MM:SS', got {date!r}"
+            raise DatasetError(message, path, line) from None
+    return LabelledComment(
+        comment=Comment(
+            text=text,
+            name=fields.get("comment_author", "").strip(),
+            email=fields.get("comment_author_email", "").strip(),
+            url=fields.get("comment_author_url", "").strip(),
+        ),
+        labels={"spam": spam},
+        source=source,
+        external_id=fields.get("comment_ID", fields.get("comment_id", "")).strip() or None,
+        created_at=created_at,
+        extra={"comment_approved": status},
+    )
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _iter_xml_end(path: Path, tags: set[str]) -> Iterator[Any]:
+    """Stream the elements whose local name is in ``tags``, safely (no DTDs, entities or external refs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError("cannot open file: no such file", path)
+    if path.stat().st_size == 0:
+        raise DatasetError("empty file: expected an XML document", path, 1)
+    try:
+        for _event, elem in SafeET.iterparse(str(path), events=("end",), forbid_dtd=True):
+            if _local(elem.tag) in tags:
+                yield elem
+    except ParseError as exc:
+        line = exc.position[0] if getattr(exc, "position", None) else None
+        raise DatasetError(f"malformed XML: {exc.msg if hasattr(exc, 'msg') else exc}", path, line) from None
+    except DefusedXmlException as exc:
+        line = getattr(exc, "lineno", None)
+        raise DatasetError(f"refused unsafe XML ({type(exc).__name__}): {exc}", path, line) from None
+
+
+def load_wxr(
+    path: Path, source: str | None = None, on_skip: SkipCallback | None = None
+) -> list[LabelledComment]:
+    """Read the comments of a WordPress WXR export (any ``wordpress.org/export/1.x`` namespace).
+
+    ``wp:comment_approved``: ``1`` -> spam 0 (approved ham); ``spam`` -> spam 1; ``0`` (pending) and
+    ``trash`` (a moderator removed it, for a reason the export does not record) are skipped, as are
+    pingbacks and trackbacks. WXR exports usually leave spam out; use :func:`load_wp_comments_csv` on a
+    dump of ``wp_comments`` to get it.
+    """
+    path = Path(path)
+    source = source or f"import:{path.name}"
+    skip = _skipper(on_skip)
+    examples = []
+    for elem in _iter_xml_end(path, {"comment", "item"}):
+        if _local(elem.tag) == "item":
+            elem.clear()
+            continue
+        if not elem.tag.startswith("{http://wordpress.org/export/"):
+            continue
+        fields = {_local(child.tag): (child.text or "") for child in elem}
+        fields["comment_ID"] = fields.get("comment_id", "")
+        example = _wordpress_example(fields, path, None, source, skip)
+        if example is not None:
+            examples.append(example)
+        elem.clear()
+    return examples
+
+
+_WP_CSV_REQUIRED = ("comment_content", "comment_approved")
+
+
+def load_wp_comments_csv(
+    path: Path, source: str | None = None, on_skip: SkipCallback | None = None
+) -> list[LabelledComment]:
+    """Read a CSV dump of the ``wp_comments`` table (header row with the column names).
+
+    Uses ``comment_ID``, ``comment_author``, ``comment_author_email``, ``comment_author_url``,
+    ``comment_date_gmt``, ``comment_content``, ``comment_approved`` and ``comment_type``; the IP is never
+    read. Statuses map as in :func:`load_wxr`.
+    """
+    path = Path(path)
+    source = source or f"import:{path.name}"
+    skip = _skipper(on_skip)
+    examples = []
+    for line, row in _iter_csv_dicts(path, required=_WP_CSV_REQUIRED):
+        example = _wordpress_example(row, path, line, source, skip)
+        if example is not None:
+            examples.append(example)
+    return examples
+
+
+def load_disqus(
+    path: Path, source: str | None = None, on_skip: SkipCallback | None = None
+) -> list[LabelledComment]:
+    """Read the posts of a Disqus XML export.
+
+    ``isSpam`` true -> spam 1. ``isDeleted`` true and not spam -> skipped: the author or a moderator
+    deleted it, and the export does not say why. Otherwise spam 0. ``message`` is kept as Disqus stores
+    it (HTML); the feature normaliser strips tags.
+    """
+    path = Path(path)
+    source = source or f"import:{path.name}"
+    skip = _skipper(on_skip)
+    examples = []
+    for elem in _iter_xml_end(path, {"post"}):
+        fields: dict[str, str] = {}
+        author: dict[str, str] = {}
+        for child in elem:
+            name = _local(child.tag)
+            if name == "author":
+                author = {_local(a.tag): (a.text or "").strip() for a in child}
+            else:
+                fields[name] = (child.text or "").strip()
+        post_id = next((v for k, v in elem.attrib.items() if _local(k) == "id"), None)
+        elem.clear()
+        is_spam = fields.get("isSpam", "false").lower() == "true"
+        is_deleted = fields.get("isDeleted", "false").lower() == "true"
+        if is_deleted and not is_spam:
+            skip("deleted (reason unknown)", None)
+            continue
+        text = fields.get("message", "")
+        if not text:
+            skip("empty text", None)
+            continue
+        created_at = None
+        if fields.get("createdAt"):
+            created_at = _parse_datetime(fields["createdAt"], path, None)
+        examples.append(LabelledComment(
+            comment=Comment(text=text, name=author.get("name", ""), email=author.get("email", "")),
+            labels={"spam": float(is_spam)},
+            source=source,
+            external_id=post_id,
+            created_at=created_at,
+        ))
+    return examples
+
+
+LOADERS: dict[str, Callable[..., list[LabelledComment]]] = {
+    "csv": load_csv,
+    "jsonl": load_jsonl,
+    "wxr": load_wxr,
+    "wp-csv": load_wp_comments_csv,
+    "disqus": load_disqus,
+}
+
+
+def load_labelled_file(
+    kind: str, path: Path, source: str | None = None, on_skip: SkipCallback | None = None, **options: Any
+) -> list[LabelledComment]:
+    """Load a user-brought labelled file of a kind in :data:`LOADERS` (csv, jsonl, wxr, wp-csv, disqus).
+
+    ``options`` go to the loader (``label_attribute`` for csv and jsonl).
+    """
+    try:
+        loader = LOADERS[kind]
+    except KeyError:
+        raise DatasetError(f"unknown file kind {kind!r}; use one of {', '.join(LOADERS)}", path) from None
+    return loader(Path(path), source=source, on_skip=on_skip, **options)

@@ -1,0 +1,104 @@
+"""The tiny model: orderings on obvious examples, the Score/Reason contract, weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from classifier.comment import ATTRIBUTES, Comment, LabelledComment
+from classifier.model import Model, Reason, Score
+from classifier.training import TrainParams, train
+
+SPAM = Comment("Check out my channel and subscribe!!! http://bit.ly/xyz123 win money")
+HAM = Comment("I disagree with the council's decision on the budget for schools.")
+INSULT = Comment("You are a stupid idiot and a moron")
+POLITE = Comment("Thank you for the interesting article about the museum.")
+
+
+def test_obvious_spam_ranks_above_obvious_ham(tiny_model: Model) -> None:
+    spam, ham = tiny_model.predict([SPAM, HAM])[:, ATTRIBUTES.index("spam")]
+    assert spam > ham
+
+
+def test_obvious_insult_ranks_above_a_polite_comment(tiny_model: Model) -> None:
+    probabilities = tiny_model.predict([INSULT, POLITE])
+    for attribute in ("toxicity", "insult"):
+        column = ATTRIBUTES.index(attribute)
+        assert probabilities[0, column] > probabilities[1, column]
+
+
+def test_predict_shape_order_and_range(tiny_model: Model) -> None:
+    probabilities = tiny_model.predict([SPAM, HAM, INSULT])
+    assert probabilities.shape == (3, len(ATTRIBUTES))
+    assert np.all((probabilities >= 0) & (probabilities <= 1))
+    assert tiny_model.predict([]).shape == (0, len(ATTRIBUTES))
+
+
+def test_fast_path_matches_the_pipelines(tiny_model: Model) -> None:
+    comments = [SPAM, HAM, INSULT, POLITE]
+    assert np.allclose(tiny_model.predict(comments), tiny_model.pipeline_probabilities(comments), atol=1e-5)
+
+
+def test_score_matches_predict_and_has_the_contract(tiny_model: Model) -> None:
+    scores = tiny_model.score([SPAM, INSULT, POLITE])
+    probabilities = tiny_model.predict([SPAM, INSULT, POLITE])
+    for score, row in zip(scores, probabilities, strict=True):
+        assert isinstance(score, Score)
+        assert list(score.values) == list(ATTRIBUTES)
+        assert np.allclose([score.values[a] for a in ATTRIBUTES], row)
+        as_dict = score.to_dict()
+        assert set(ATTRIBUTES) <= set(as_dict) and as_dict["model"] == tiny_model.version
+        assert isinstance(as_dict["reasons"], list)
+
+
+def test_reasons_point_into_the_original_text(tiny_model: Model) -> None:
+    text = "You are a STUPID 1d10t!!!"
+    score = tiny_model.score([Comment(text)])[0]
+    insult_reasons = [r for r in score.reasons if r.attribute in ("insult", "toxicity")]
+    assert insult_reasons, score
+    highlighted = {text[b:e].lower() for r in insult_reasons for b, e in r.spans}
+    assert highlighted & {"stupid", "1d10t"}
+    for reason in score.reasons:
+        assert isinstance(reason, Reason) and reason.weight > 0
+        assert reason.to_dict()["attribute"] in ATTRIBUTES
+
+
+def test_explain_false_gives_no_reasons(tiny_model: Model) -> None:
+    assert all(not s.reasons for s in tiny_model.score([SPAM, INSULT], explain=False))
+
+
+def test_a_name_url_and_email_alone_do_not_make_spam(tiny_model: Model) -> None:
+    bare = Comment(HAM.text)
+    with_meta = Comment(HAM.text, name="Anna Smith", email="anna.smith@gmail.com", url="https://annasmith.net")
+    spam = ATTRIBUTES.index("spam")
+    bare_p, meta_p = tiny_model.predict([bare, with_meta])[:, spam]
+    assert meta_p < bare_p + 0.05
+
+
+def test_keyword_name_and_shop_url_raise_spam(tiny_model: Model) -> None:
+    text = "Nice article, thanks for sharing."
+    plain = Comment(text, name="Anna Smith")
+    seo = Comment(text, name="Cheap Loans Online", url="http://cheap-payday-loans-store.xyz/")
+    spam = ATTRIBUTES.index("spam")
+    assert tiny_model.predict([seo])[0, spam] > tiny_model.predict([plain])[0, spam]
+
+
+def test_sample_weights_are_honoured() -> None:
+    from tests.conftest import tiny_examples
+
+    examples = tiny_examples()
+    target = Comment("Lovely weather for the parade today")
+    params = TrainParams(word_bits=12, char_bits=13, min_df=1, calibrate=False, spam_c=10.0)
+    spam = ATTRIBUTES.index("spam")
+
+    def spam_of(weight: float) -> float:
+        extra = [LabelledComment(target, {"spam": 1.0}, "tiny-spam", weight=weight)]
+        return float(train(examples + extra, params).predict([target])[0, spam])
+
+    assert spam_of(20.0) > spam_of(0.05)
+
+
+def test_card_documents_mapping_and_parameters(tiny_model: Model) -> None:
+    card = tiny_model.card
+    assert card["hyper_parameters"]["spam_c"] == 10.0
+    assert "jigsaw" in card["label_mapping"]
+    assert set(card["heads"]) == set(ATTRIBUTES)
