@@ -176,6 +176,11 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
         f"-H 'Content-Type: application/json' -d {shlex.quote(body)}\n",
         flush=True,
     )
+    print(
+        f"Moderators: create an account with `.venv/bin/python -m service moderators add NAME`, then open "
+        f"{url}/moderate/\n",
+        flush=True,
+    )
     stop = False
 
     def request_stop(signum: int, _frame: object) -> None:
