@@ -28,17 +28,35 @@ from service.settings import Settings
 logger = logging.getLogger("worker")
 
 
+#: Held while this process has a database connection open outside a work horse, and while forking one.
+#: SQLite keeps per-process lock state that a fork copies: a work horse forked while the reconciler
+#: thread was inside a transaction would wait for a lock that, in its copy, is never released.
+FORK_GUARD = threading.Lock()
+
+
+class GuardedForkWorker(Worker):
+    """RQ's forking worker that never forks while the reconciler thread uses the database."""
+
+    def fork_work_horse(self, job, queue):  # type: ignore[no-untyped-def]
+        with FORK_GUARD:
+            return super().fork_work_horse(job, queue)
+
+
 def reconcile_forever(runtime: Runtime, stop: threading.Event) -> None:
     """Reconcile every interval until ``stop`` is set. Never raises: dependencies come and go."""
     interval = runtime.settings.reconcile_interval_seconds
     lock_key = f"{runtime.settings.redis_prefix}:reconcile-lock"
     while not stop.wait(interval):
         try:
-            runtime.models.refresh()
-            # One reconciler per interval across all worker processes.
-            if runtime.redis.set(lock_key, "1", nx=True, px=int(interval * 1000)):
-                jobs.reconcile(runtime)
-                retraining.maybe_schedule_retraining(runtime)
+            with FORK_GUARD:
+                wanted = runtime.models.active_version()
+                # One reconciler per interval across all worker processes.
+                if runtime.redis.set(lock_key, "1", nx=True, px=int(interval * 1000)):
+                    jobs.reconcile(runtime)
+                    retraining.maybe_schedule_retraining(runtime)
+            # Outside the guard: loading reads files only and may take a second or two. Work horses
+            # forked after the swap inherit the new model; none sees a half-loaded one.
+            runtime.models.refresh(wanted)
         except (redis.RedisError, SQLAlchemyError) as error:
             logger.warning("reconcile skipped error=%s", type(error).__name__)
         except Exception:
@@ -53,7 +71,7 @@ def run_worker(settings: Settings, burst: bool = False, simple: bool = False) ->
     stop = threading.Event()
     thread = threading.Thread(target=reconcile_forever, args=(runtime, stop), name="reconciler", daemon=True)
     thread.start()
-    worker_class = SimpleWorker if simple else Worker
+    worker_class = SimpleWorker if simple else GuardedForkWorker
     worker = worker_class(list(queueing.WORKER_QUEUES), connection=runtime.redis)
     try:
         return worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)

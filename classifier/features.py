@@ -27,7 +27,10 @@ from classifier.comment import Comment
 from classifier.text import Normalized, find_urls, normalize
 
 WORD_RE = re.compile(r"\b\w\w+\b")
-CHAR_WORD_RE = re.compile(r"\w+")
+#: Character n-grams are taken inside whitespace-separated words, punctuation included, as in
+#: scikit-learn's ``char_wb``: "£1000", "!!", "www." and ":)" are signal (SMS spam, shouting).
+CHAR_WORD_RE = re.compile(r"\S+")
+_EDGE_PUNCTUATION = re.compile(r"^\W*(.*?)\W*$")
 
 SHORTENERS = frozenset(
     "bit.ly goo.gl tinyurl.com t.co ow.ly is.gd buff.ly adf.ly bit.do cutt.ly rebrand.ly shorturl.at "
@@ -48,9 +51,9 @@ COMMERCIAL_WORDS = frozenset(
     service services solutions wholesale factory manufacturer supplier download downloads software apps
     games game travel fashion health healthy beauty skin cream fitness recipes recipe kitchen garden
     home improvement technology tech internet computer computers education recreation general
-    shopping magazine articles news blog""".split()
+    shopping magazine articles news blog flights airline hotel hotels tickets""".split()
 )
-_NAME_JOINERS = frozenset("& and for of the in to with at on online best".split())
+_NAME_JOINERS = frozenset("& and for of the in to with at on".split())
 _PERSONAL_WORD = re.compile(r"^[A-Z][a-z'\-]+$|^[A-Z]\.?$|^[a-z]+\d*$")
 _DOMAIN_IN_NAME = re.compile(r"[a-z0-9-]\.(?:com|net|org|info|biz|ru|co|io|xyz|top)\b|https?://|www\.", re.I)
 _REPEATED_CHARS = re.compile(r"(.)\1{2,}")
@@ -80,6 +83,11 @@ META_FEATURES: tuple[tuple[str, str], ...] = (
     ("short_text", "meta: very short text"),
 )
 META_NAMES: tuple[str, ...] = tuple(name for name, _ in META_FEATURES)
+#: The metadata features that describe the author (name, URL, e-mail) rather than the text's style.
+AUTHOR_FEATURES: tuple[str, ...] = (
+    "name_keywords", "name_commercial", "name_web_address", "text_repeats_name", "url_shop", "url_shortener",
+    "url_keyword_path", "email_disposable",
+)
 
 
 def _domain(url: str) -> str:
@@ -135,15 +143,22 @@ def name_looks_like_keywords(name: str) -> bool:
     if not words:
         return False
     lower = [w.lower() for w in words]
-    if any(w in COMMERCIAL_WORDS for w in lower) and not all(_PERSONAL_WORD.match(w) for w in words[:1]):
+    # Long names and joiners alone are not keywords: "Yuliana Andrea Caucali Acosta", "Quinn and Mia" and
+    # "Mary Ann de la Cruz" are people. Every rule needs a commercial word.
+    commercial = _commercial_hits(name)
+    if commercial == 0:
+        return False
+    if len(words) == 1:
+        return lower[0] in COMMERCIAL_WORDS  # "Technology", "Games"; not "Johnson"
+    if lower[0] in COMMERCIAL_WORDS:  # "cheap airline flights", "Best Payday Loans"
         return True
-    if len(words) >= 2 and any(w in _NAME_JOINERS for w in lower):
+    if any(w in COMMERCIAL_WORDS for w in lower) and not _PERSONAL_WORD.match(words[0]):
         return True
-    if len(words) >= 4:
+    if any(w in _NAME_JOINERS for w in lower):
         return True
-    if len(words) >= 2 and all(w in COMMERCIAL_WORDS for w in lower[1:]):
+    if len(words) >= 3 and all(w in COMMERCIAL_WORDS for w in lower[1:]):  # not "Sandra Price"
         return True
-    return len(words) >= 2 and _commercial_hits(name) >= 2
+    return commercial >= 2
 
 
 @lru_cache(maxsize=20_000)
@@ -165,6 +180,13 @@ def _author_values(name: str, url: str, email: str) -> tuple[float, ...]:
         float(url_path.count("-") >= 3),
         float(email_domain in _DISPOSABLE_DOMAINS),
     )
+
+
+def _without_links(text: str, links: list[str]) -> str:
+    """The text with its links blanked out ("www." is not a repeated character)."""
+    for link in links:
+        text = text.replace(link, " ")
+    return text
 
 
 _UPPER_BYTES = bytes(range(ord("A"), ord("Z") + 1))
@@ -208,7 +230,7 @@ def metadata_values(comment: Comment, urls: list[str] | None = None) -> dict[str
         "url_keyword_path": author[5],
         "email_disposable": author[6],
         "caps_share": caps_share,
-        "repeated_chars": float(len(_REPEATED_CHARS.findall(text))),
+        "repeated_chars": float(len(_REPEATED_CHARS.findall(_without_links(text, links)))),
         "exclamations": float(text.count("!")),
         "long_text": float(len(text)),
         "short_text": float(len(text.strip()) < 20),
@@ -278,7 +300,7 @@ class CommentVectorizer(TransformerMixin, BaseEstimator):
     L2-normalised on its own, as in a ``FeatureUnion`` of two ``TfidfVectorizer``.
     """
 
-    def __init__(self, word_bits: int = 17, char_bits: int = 18, char_ngram_range: tuple[int, int] = (3, 5),
+    def __init__(self, word_bits: int = 17, char_bits: int = 18, char_ngram_range: tuple[int, int] = (2, 5),
                  word_bigrams: bool = True, metadata: bool = True, min_df: int = 2):
         self.word_bits = word_bits
         self.char_bits = char_bits
@@ -439,7 +461,12 @@ class CommentVectorizer(TransformerMixin, BaseEstimator):
         offset = self.n_word
         for m in CHAR_WORD_RE.finditer(text):
             word = m.group()
+            # Credit the word without its surrounding punctuation ("idiot!!" -> "idiot").
+            core = _EDGE_PUNCTUATION.match(word)
+            label, begin, end = word, m.start(), m.end()
+            if core and core.group(1):
+                label, begin, end = core.group(1), m.start() + core.start(1), m.start() + core.end(1)
             for col in set(self._char_cols(word)):
                 if needed is None or offset + col in needed:
-                    out.setdefault(offset + col, []).append((word, m.start(), m.end()))
+                    out.setdefault(offset + col, []).append((label, begin, end))
         return out

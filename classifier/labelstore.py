@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -118,7 +118,7 @@ def utc(value: datetime | str | None) -> datetime | None:
 # --------------------------------------------------------------------------------------------------
 
 
-def decision_for(labels: dict[str, float]) -> str:
+def decision_for(labels: Mapping[str, float]) -> str:
     """What a moderator would have done: ``spam``, ``abusive``, ``approve`` (clean) or ``ham``."""
     if labels.get("spam", 0.0) >= 0.5:
         return "spam"

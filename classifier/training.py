@@ -7,11 +7,22 @@ Design (see the model card's ``notes`` for the figures):
   at all (the toxicity corpora: news comments, Wikipedia talk, tweets) are genuine discussion, so up to
   ``spam_negatives_per_source`` of them per source join as spam negatives. Without them the only ham is
   YouTube and SMS, and the model learns "a link means spam".
+- **Metadata-only sources** (``metadata_only_sources``, by default the WordPress spam queue): their text is
+  generic praise ("Thanks for the article, very informative.") that real readers write too, so the spam
+  model never learns their text. Their rows join the spam head with the text block zeroed, so they teach
+  only the author-name / URL / e-mail features, and rows with no author signal at all are left out (they
+  would only teach "everything is spam"). Praise alone therefore scores like any other reader's thanks,
+  and praise from "Cheap Airline Flights" with a shop URL is spam.
 - **Toxicity** has one logistic-regression head per attribute, each trained on the rows whose source
   labels that attribute (a missing label is unknown, not 0); soft labels are thresholded at 0.5.
-- **Weights**: each source group (``youtube:psy`` belongs to group ``youtube``) gets the same total
+- **Weights**: for spam, each source group (``youtube:psy`` belongs to group ``youtube``) gets the same total
   weight, times ``source_weights[group]``; inside a group every row keeps its own
   ``LabelledComment.weight``, so a retrain that weights site labels higher gets a heavier site group.
+  Toxicity rows keep their own weights (``toxicity_equal_sources=False``: equal source totals measured worse
+  on leave-one-source-out). Both classes then get the same total weight (``balanced``, like
+  ``class_weight="balanced"``) for the fit; the calibration below uses the unbalanced weights.
+- **Toxicity heads** use the text blocks only (``toxicity_metadata=False``): the style features (capitals,
+  "!!!", length) identified sources more than abuse and lowered leave-one-source-out AUC.
 - **Calibration**: Platt scaling fitted on stratified 3-fold out-of-fold decision values, folded back
   into the logistic regression's coefficients, so ``predict_proba`` is calibrated and reasons stay
   coef x value.
@@ -39,9 +50,9 @@ from tqdm import tqdm
 
 from classifier.comment import TOXICITY_ATTRIBUTES, LabelledComment
 from classifier.errors import TrainingError
-from classifier.features import CommentVectorizer
+from classifier.features import AUTHOR_FEATURES, META_NAMES, CommentVectorizer
 from classifier.model import Model
-from classifier.text import normalize
+from classifier.text import find_urls, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -55,17 +66,33 @@ class TrainParams:
 
     spam_c: float = 4.0
     toxicity_c: float = 4.0
-    word_bits: int = 17
-    char_bits: int = 18
-    char_ngram_range: tuple[int, int] = (3, 5)
+    word_bits: int = 18
+    char_bits: int = 19
+    char_ngram_range: tuple[int, int] = (2, 5)
     min_df: int = 2
     metadata: bool = True
     #: Texts of sources without spam labels used as spam negatives, per source (0 turns this off).
     spam_negatives_per_source: int = 3000
     #: Rows per source kept for toxicity training (large tweet sets are subsampled), 0 = all.
     toxicity_rows_per_source: int = 10000
-    #: Relative total weight per source group (default 1.0); tweets count less for spam.
-    source_weights: dict[str, float] = field(default_factory=lambda: {"davidson": 0.5, "olid": 0.5})
+    #: Relative total weight per source group for spam (default 1.0). The spam negatives (discussion
+    #: without spam labels) count less, tweets least: at 1.0 they outweighed the spam-labelled ham and
+    #: lowered leave-one-source-out AUC on YouTube and SMS.
+    source_weights: dict[str, float] = field(default_factory=lambda: {
+        "civil": 0.4, "jigsaw": 0.4, "davidson": 0.2, "olid": 0.2, "wordpress": 0.5})
+    #: Source groups whose text the spam head does not learn (only their metadata; see the module docstring).
+    metadata_only_sources: tuple[str, ...] = ("wordpress",)
+    #: Largest logit any one author feature may add to spam. No ham in the public data has an author URL
+    #: or e-mail, so the learned weights are unbounded (one "shop URL" flag gave 0.997); with the cap one
+    #: heuristic flag cannot make a reader's thanks spam, while keyword name + commercial words + shop URL
+    #: can.
+    author_max_weight: float = 3.0
+    #: Give both classes the same total weight when fitting (calibration uses the unbalanced weights).
+    balanced: bool = True
+    #: Equal total weight per source group for the toxicity heads too (spam always uses it).
+    toxicity_equal_sources: bool = False
+    #: Whether the toxicity heads may use the metadata block.
+    toxicity_metadata: bool = False
     calibrate: bool = True
     calibration_folds: int = 3
     #: Threads for fitting (liblinear releases the GIL).
@@ -76,6 +103,11 @@ class TrainParams:
 def source_group(source: str) -> str:
     """``youtube:psy`` -> ``youtube``; sources of one collection share one weight."""
     return source.split(":", 1)[0]
+
+
+def _row_weights(examples: Sequence[LabelledComment]) -> np.ndarray:
+    weights = np.array([e.weight for e in examples], dtype=np.float64)
+    return weights / weights.mean()
 
 
 def _group_weights(examples: Sequence[LabelledComment], params: TrainParams) -> np.ndarray:
@@ -89,12 +121,28 @@ def _group_weights(examples: Sequence[LabelledComment], params: TrainParams) -> 
     return weights / weights.mean()
 
 
+def _balance(y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weights scaled so that both classes have the same total (``class_weight="balanced"``)."""
+    balanced = w.copy()
+    for cls in (0, 1):
+        mask = y == cls
+        if mask.any() and balanced[mask].sum() > 0:
+            balanced[mask] *= 0.5 * w.sum() / balanced[mask].sum()
+    return balanced
+
+
 def _fit_head(X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, c: float,  # noqa: N803
-              params: TrainParams) -> tuple[LogisticRegression, dict[str, Any]]:
-    """Logistic regression plus Platt scaling on out-of-fold scores, folded into coef/intercept."""
+              params: TrainParams, width: int | None = None) -> tuple[LogisticRegression, dict[str, Any]]:
+    """Logistic regression plus Platt scaling on out-of-fold scores, folded into coef/intercept.
+
+    ``X`` may hold only the first columns of the feature layout; the coefficients are padded with zeros to
+    ``width`` so every head scores the full matrix.
+    """
+    fit_weights = _balance(y, w) if params.balanced else w
+
     def fit(rows: np.ndarray) -> LogisticRegression:
         clf = LogisticRegression(C=c, solver="liblinear", dual=True, tol=1e-3, max_iter=300)
-        clf.fit(X[rows], y[rows], sample_weight=w[rows])
+        clf.fit(X[rows], y[rows], sample_weight=fit_weights[rows])
         return clf
 
     everything = np.arange(len(y))
@@ -118,6 +166,9 @@ def _fit_head(X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, c: float,  # noqa:
             oof[test_rows] = future.result().decision_function(X[test_rows])
             covered[test_rows] = True
     logger.debug("head fit rows=%d seconds=%.1f", len(y), time.monotonic() - t0)
+    if width is not None and width > X.shape[1]:
+        model.coef_ = np.hstack([model.coef_, np.zeros((1, width - X.shape[1]))])
+        model.n_features_in_ = width
     if not calibrate:
         info["calibration"] = "none"
         return model, info
@@ -132,24 +183,40 @@ def _fit_head(X: sp.csr_matrix, y: np.ndarray, w: np.ndarray, c: float,  # noqa:
     return model, info
 
 
+def select_spam_negatives(examples: Sequence[LabelledComment], params: TrainParams,
+                          rng: random.Random) -> list[LabelledComment]:
+    """Up to ``spam_negatives_per_source`` texts per source that has toxicity labels but no spam labels."""
+    if not params.spam_negatives_per_source:
+        return []
+    quota = params.spam_negatives_per_source
+    spam_sources = {e.source for e in examples if "spam" in e.labels}
+    by_source: dict[str, list[LabelledComment]] = defaultdict(list)
+    for e in examples:
+        if e.source not in spam_sources and any(a in e.labels for a in TOXICITY_ATTRIBUTES):
+            by_source[e.source].append(e)
+    negatives: list[LabelledComment] = []
+    for source in sorted(by_source):
+        rows = by_source[source]
+        if len(rows) > quota:
+            # Discussion that links to sources is exactly what the spam model must not flag: keep it, up to
+            # an eighth of the quota (Davidson's tweets nearly all end in a t.co link).
+            linked = [e for e in rows if find_urls(e.comment.text)]
+            plain = [e for e in rows if not find_urls(e.comment.text)]
+            if len(linked) > quota // 8:
+                linked = rng.sample(linked, quota // 8)
+            rows = linked + rng.sample(plain, max(0, min(len(plain), quota - len(linked))))
+        negatives.extend(rows)
+    return negatives
+
+
 def train(examples: Sequence[LabelledComment], params: TrainParams | None = None,
           progress: bool = False) -> Model:
     """Train both models; every ``LabelledComment.weight`` is used as a sample weight."""
     params = params or TrainParams()
     started = time.monotonic()
     rng = random.Random(params.seed)
-    spam_sources = {e.source for e in examples if "spam" in e.labels}
     spam_rows = [e for e in examples if "spam" in e.labels]
-    by_source: dict[str, list[LabelledComment]] = defaultdict(list)
-    for e in examples:
-        if e.source not in spam_sources and any(a in e.labels for a in TOXICITY_ATTRIBUTES):
-            by_source[e.source].append(e)
-    spam_negatives: list[LabelledComment] = []
-    for source in sorted(by_source):
-        rows = by_source[source]
-        if params.spam_negatives_per_source and len(rows) > params.spam_negatives_per_source:
-            rows = rng.sample(rows, params.spam_negatives_per_source)
-        spam_negatives.extend(rows if params.spam_negatives_per_source else [])
+    spam_negatives = select_spam_negatives(examples, params, rng)
     tox_rows: list[LabelledComment] = []
     tox_by_source: dict[str, list[LabelledComment]] = defaultdict(list)
     for e in examples:
@@ -192,11 +259,18 @@ def train(examples: Sequence[LabelledComment], params: TrainParams | None = None
     del counts, words, chars
 
     heads = tqdm(total=1 + len(TOXICITY_ATTRIBUTES), desc="fit heads", disable=not progress)
-    spam_set = [*spam_rows, *spam_negatives]
-    idx = np.array([unique[id(e)] for e in spam_set])
+    n_text = vectorizer.n_word + vectorizer.n_char
+    spam_set, X_spam = _spam_matrix([*spam_rows, *spam_negatives], X_all, unique, n_text, params)  # noqa: N806
     y = np.array([1 if e.labels.get("spam", 0.0) >= 0.5 else 0 for e in spam_set])
-    spam_clf, spam_info = _fit_head(X_all[idx], y, _group_weights(spam_set, params), params.spam_c,
-                                    params)
+    spam_clf, spam_info = _fit_head(X_spam, y, _group_weights(spam_set, params), params.spam_c, params)
+    del X_spam
+    if params.metadata and params.author_max_weight > 0:
+        author_columns = [n_text + META_NAMES.index(name) for name in AUTHOR_FEATURES]
+        learned = spam_clf.coef_[0, author_columns].copy()
+        spam_clf.coef_[0, author_columns] = np.minimum(learned, params.author_max_weight)
+        spam_info["author_weights"] = {name: [round(float(a), 3), round(float(b), 3)] for name, a, b in
+                                       zip(AUTHOR_FEATURES, learned, spam_clf.coef_[0, author_columns],
+                                           strict=True)}
     heads.update()
     tox_heads = []
     tox_info: dict[str, Any] = {}
@@ -206,8 +280,9 @@ def train(examples: Sequence[LabelledComment], params: TrainParams | None = None
         if len(rows) == 0 or len(set(y)) < 2:
             raise TrainingError(f"attribute {attribute!r} needs examples of both classes")
         idx = np.array([unique[id(e)] for e in rows])
-        clf, info = _fit_head(X_all[idx], y, _group_weights(rows, params), params.toxicity_c,
-                              params)
+        X_tox = X_all[idx] if params.toxicity_metadata else X_all[idx][:, :n_text]  # noqa: N806
+        weights = _group_weights(rows, params) if params.toxicity_equal_sources else _row_weights(rows)
+        clf, info = _fit_head(X_tox, y, weights, params.toxicity_c, params, width=X_all.shape[1])
         info["sources"] = dict(Counter(e.source for e in rows))
         info["positives_by_source"] = dict(Counter(e.source for e, yy in zip(rows, y, strict=True) if yy))
         tox_heads.append(clf)
@@ -231,6 +306,8 @@ def train(examples: Sequence[LabelledComment], params: TrainParams | None = None
                  "the calibrated probabilities are conservative towards holding.")
     spam_info["sources"] = dict(Counter(e.source for e in spam_rows))
     spam_info["spam_negatives_from"] = dict(Counter(e.source for e in spam_negatives))
+    spam_info["metadata_only_rows"] = dict(Counter(
+        e.source for e in spam_set if source_group(e.source) in params.metadata_only_sources))
     card = {
         "sklearn_version": sklearn.__version__,
         "hyper_parameters": _jsonable(asdict(params)),
@@ -246,6 +323,25 @@ def train(examples: Sequence[LabelledComment], params: TrainParams | None = None
     return Model(spam_pipeline, toxicity_pipeline, card=card)
 
 
+def _spam_matrix(rows: list[LabelledComment], X_all: sp.csr_matrix, unique: dict[int, int],  # noqa: N803
+                 n_text: int, params: TrainParams) -> tuple[list[LabelledComment], sp.csr_matrix]:
+    """The spam rows and their features; metadata-only sources lose their text and need an author signal."""
+    X = X_all[np.array([unique[id(e)] for e in rows])]  # noqa: N806
+    meta_only = np.array([source_group(e.source) in params.metadata_only_sources for e in rows])
+    if not meta_only.any():
+        return rows, X
+    if params.metadata:
+        author_columns = [n_text + META_NAMES.index(name) for name in AUTHOR_FEATURES]
+        has_author_signal = X[:, author_columns].getnnz(axis=1) > 0
+    else:
+        has_author_signal = np.zeros(len(rows), dtype=bool)
+    keep = ~meta_only | has_author_signal
+    text_scale = sp.diags(np.where(meta_only, 0.0, 1.0).astype(np.float32))
+    X = sp.hstack([text_scale @ X[:, :n_text], X[:, n_text:]], format="csr")  # noqa: N806
+    X.eliminate_zeros()
+    return [e for e, k in zip(rows, keep, strict=True) if k], X[np.flatnonzero(keep)]
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -257,7 +353,8 @@ def _jsonable(value: Any) -> Any:
 #: How the public sets' labels map onto our attributes (as loaded by ``classifier.datasets``).
 LABEL_MAPPING: dict[str, str] = {
     "youtube, sms": "CLASS / ham-spam -> spam",
-    "wordpress": "spam = 1 for every row (spam queue); paired with ham from the other sets",
+    "wordpress": "spam = 1 for every row (spam queue); metadata only: its text is not learned, rows without "
+                 "an author signal are left out; paired with ham from the other sets",
     "jigsaw": "toxic->toxicity, severe_toxic->severe_toxicity, obscene->profanity, threat->threat, "
               "insult->insult, identity_hate->identity_attack",
     "civil": "rater fractions thresholded at 0.5: toxicity, severe_toxicity, insult, threat, "
@@ -265,7 +362,7 @@ LABEL_MAPPING: dict[str, str] = {
              "obscene->profanity",
     "davidson": "hate->toxicity 1 + identity_attack 1; offensive->toxicity 1 + identity_attack 0; "
                 "neither->toxicity 0 + identity_attack 0 (other attributes unknown)",
-    "olid": "NOT->all six 0; OFF/TIN->toxicity 1 + insult 1 (others unknown); OFF/UNT->profanity 1, "
-            "insult/threat/identity_attack 0 (toxicity unknown)",
+    "olid": "NOT->all six 0; OFF/TIN->toxicity 1 + insult 1 (others unknown); OFF/UNT->toxicity 1 + "
+            "profanity 1, insult/threat/identity_attack 0 (OLID's OFF is offensive language)",
     "spam negatives": "texts of the toxicity sets (no spam label) are used as spam = 0",
 }

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
-import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -343,24 +341,16 @@ def _check_languages(
 
 #: Web processes look for a newly activated model version this often (workers do it between batches).
 MODEL_REFRESH_SECONDS = 30.0
-_refresh_lock = threading.Lock()
-_last_refresh = [0.0]
 
 
 def score_comments(runtime: Runtime, comments: Sequence[ClassifierComment]) -> ScoredBatch:
     """Score synchronously in this process (both compatibility blueprints use this).
 
     The model is loaded once per process (before gunicorn forks, see ``_set_up``); every
-    ``MODEL_REFRESH_SECONDS`` one request also checks the registry for a newly activated version, so
-    these endpoints follow the same active model as ``/v1``.
+    ``MODEL_REFRESH_SECONDS`` one request also checks for a newly activated version, so these
+    endpoints follow the same active model as ``/v1``.
     """
-    now = time.monotonic()
-    if now - _last_refresh[0] >= MODEL_REFRESH_SECONDS and _refresh_lock.acquire(blocking=False):
-        try:
-            _last_refresh[0] = now
-            runtime.models.refresh()
-        finally:
-            _refresh_lock.release()
+    runtime.models.maybe_refresh(MODEL_REFRESH_SECONDS)
     # Skipping scikit-learn's per-call input validation saves milliseconds on one-comment batches;
     # the vectoriser builds the matrix itself, so it is always finite and well-formed.
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):

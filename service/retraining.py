@@ -166,7 +166,8 @@ def maybe_schedule_retraining(runtime: Runtime, now: float | None = None,
     sync_active_version(runtime)
     settings = runtime.settings
     now = time.time() if now is None else now
-    state = {k.decode(): v.decode() for k, v in runtime.redis.hgetall(state_key(settings)).items()}
+    raw: dict[Any, Any] = runtime.redis.hgetall(state_key(settings))  # type: ignore[assignment]
+    state = {_text(k): _text(v) for k, v in raw.items()}
     if "last_run_at" not in state:
         # First sight of this install: start counting from here rather than retrain at once.
         _, top = labelstore.count_labels(runtime.engine)
@@ -267,6 +268,10 @@ def retrain_and_maybe_promote(lock_token: str | None = None, sets: list[str] | N
         return summary
     finally:
         _release(runtime.redis, key, lock_token)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _release(connection: redis.Redis, key: str, token: str) -> None:

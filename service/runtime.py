@@ -36,14 +36,20 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, redis_client: Redis | None = None) -> Runtime:
+        from service.retraining import attach  # imported here: retraining builds on this module
+
         engine = connect_database(settings)
-        return cls(
+        runtime = cls(
             settings=settings,
             engine=engine,
             session_factory=make_session_factory(engine),
             redis=redis_client if redis_client is not None else connect_redis(settings),
             models=ModelHolder(Registry(settings.registry_dir)),
         )
+        # Every process follows the version the service announced (Redis, then the database) before
+        # the registry's own pointer, so a promotion reaches web processes and workers alike.
+        attach(runtime)
+        return runtime
 
     def session(self) -> Session:
         self._check_fork()

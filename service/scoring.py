@@ -43,6 +43,7 @@ class ModelHolder:
         self._model: Model | None = None
         self._lock = threading.Lock()
         self._failed: dict[str, float] = {}
+        self._checked_at = 0.0
 
     @property
     def model(self) -> Model | None:
@@ -55,23 +56,30 @@ class ModelHolder:
         model = self._model
         return model.version if model is not None else None
 
-    def refresh(self, wanted_version: str | None = None) -> bool:
-        """Load ``wanted_version`` (default: the announced active version, else the registry's) if it is
-        not loaded yet.
+    def active_version(self) -> str | None:
+        """The version this process should run: the announced one (see ``service.retraining``), else the
+        registry's active pointer. None when there is none or it cannot be read."""
+        try:
+            announced = self.announced() if self.announced else None
+            return announced or self.registry.active_version()
+        except (ClassifierError, OSError) as error:
+            logger.error("model registry unreadable error=%s", error)
+            return None
 
-        Returns True when a new model was swapped in. A failed load keeps the old model.
+    def refresh(self, wanted_version: str | None = None) -> bool:
+        """Load ``wanted_version`` (default: :meth:`active_version`) if it is not loaded yet.
+
+        The new model is loaded into a new object and only then swapped in, so a batch is always
+        scored by one fully loaded version. Returns True when a new model was swapped in. A failed
+        load keeps the old model (and is not retried for a minute, so the error is not logged
+        every interval).
         """
         with self._lock:
-            try:
-                version = wanted_version or (self.announced() if self.announced else None) \
-                    or self.registry.active_version()
-            except (ClassifierError, OSError) as error:
-                logger.error("model registry unreadable error=%s", error)
-                return False
+            version = wanted_version or self.active_version()
             if version is None or version == self.version:
                 return False
-            if time.monotonic() - self._failed.get(version, -FAILED_LOAD_RETRY_SECONDS) \
-                    < FAILED_LOAD_RETRY_SECONDS:
+            failed_at = self._failed.get(version)
+            if failed_at is not None and time.monotonic() - failed_at < FAILED_LOAD_RETRY_SECONDS:
                 return False
             try:
                 loaded = self.registry.load(version)
@@ -82,6 +90,15 @@ class ModelHolder:
             self._model = loaded
             logger.info("model loaded version=%s", version)
             return True
+
+    def maybe_refresh(self, min_interval: float) -> None:
+        """Refresh at most every ``min_interval`` seconds; for request paths, which must not wait."""
+        now = time.monotonic()
+        if now - self._checked_at < min_interval or not self._lock.acquire(blocking=False):
+            return
+        self._lock.release()
+        self._checked_at = now
+        self.refresh()
 
     def score(self, comments: Sequence[ClassifierComment], explain: bool = True) -> ScoredBatch:
         """Score a batch with one model version; never raises."""

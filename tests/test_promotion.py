@@ -27,7 +27,8 @@ def public_examples() -> list[LabelledComment]:
     """The tiny examples four times over with small changes, so a held-out split leaves both classes."""
     out = []
     for variant in ("", " indeed", " really", " again"):
-        out += [replace(e, comment=replace(e.comment, text=e.comment.text + variant)) for e in tiny_examples()]
+        out += [replace(e, comment=replace(e.comment, text=e.comment.text + variant))
+                for e in tiny_examples()]
     return out
 
 
@@ -83,7 +84,8 @@ def test_better_candidate_is_promoted(registry, tmp_path):
     candidate = learning.train_candidate(registry, public_examples(), labels, params=TINY)
     assert registry.active_version() == before  # saved as a candidate only
     card = registry.card(candidate.version)
-    assert card["site_labels"]["weight"] == 3.0 and card["site_labels"]["trained_on"] == len(candidate.split.train)
+    assert card["site_labels"]["weight"] == 3.0
+    assert card["site_labels"]["trained_on"] == len(candidate.split.train)
     outcome = learning.promote_if_better(registry, candidate.version, labels, candidate.public_holdout,
                                          tmp_path / "reports")
     assert outcome.guard.passed, outcome.guard.reasons
