@@ -80,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
         _guard_arguments(action)
 
-    evaluate = commands.add_parser("evaluate", help="per-source and leave-one-source-out evaluation",
-                                   add_help=False)
-    evaluate.add_argument("rest", nargs=argparse.REMAINDER)
+    from classifier import evaluation
+
+    evaluate = commands.add_parser("evaluate", help="per-source and leave-one-source-out evaluation")
+    evaluation.add_arguments(evaluate)
     return parser
 
 
@@ -375,11 +376,9 @@ def _guard_data(args: argparse.Namespace, registry: Registry, version: str) -> t
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    try:
-        from classifier import evaluation
-    except ImportError as err:
-        raise CommandError(f"evaluation is not available: {err}") from None
-    return int(evaluation.main(args.rest) or 0)
+    from classifier import evaluation
+
+    return int(evaluation.main(args) or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

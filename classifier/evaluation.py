@@ -705,10 +705,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     if not isinstance(args, argparse.Namespace):
         parser = argparse.ArgumentParser(prog="python -m classifier evaluate")
         add_arguments(parser)
-        argv = list(args) if args is not None else None
-        if argv and argv[0] == "--":  # ``python -m classifier evaluate -- --quick`` (argparse REMAINDER)
-            argv = argv[1:]
-        args = parser.parse_args(argv)
+        args = parser.parse_args(list(args) if args is not None else None)
     from classifier.datasets import load_public
     from classifier.errors import ClassifierError
 
