@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,6 +23,11 @@ import pytest
 import redis
 from sqlalchemy import text
 
+from classifier import learning
+from classifier.comment import Comment, LabelledComment
+from classifier.labelstore import SiteLabel, text_hash
+from classifier.registry import Registry
+from classifier.training import TrainParams, train
 from service.db import Base, make_engine
 from service.settings import Settings
 
@@ -157,13 +164,15 @@ def api_key(runtime) -> Key:  # noqa: ANN001
     return Key(new.secret, new.api_key.id)
 
 
-def drain_queues(runtime) -> None:  # noqa: ANN001
-    """Run every queued job in this process (RQ's SimpleWorker, burst mode)."""
+def drain_queues(runtime, queues=None) -> None:  # noqa: ANN001
+    """Run every queued job (of ``queues``, default all) in this process (RQ's SimpleWorker, burst mode)."""
     from rq import SimpleWorker
 
     from service.queueing import WORKER_QUEUES
 
-    SimpleWorker(list(WORKER_QUEUES), connection=runtime.redis).work(burst=True, logging_level="WARNING")
+    SimpleWorker(list(queues or WORKER_QUEUES), connection=runtime.redis).work(
+        burst=True, logging_level="WARNING"
+    )
 
 
 # --- a CMS that receives webhooks ----------------------------------------------------------------
@@ -246,13 +255,19 @@ _TINY_TOXIC = [
     ("What a fucking disgrace, this is shit", {"insult": 0.0, "profanity": 1.0}),
     ("Go to hell you pathetic loser", {"insult": 1.0, "profanity": 0.0}),
     ("I will find you and kill you", {"threat": 1.0, "insult": 0.0, "profanity": 0.0}),
-    ("People of that religion are all animals and should be deported", {"identity_attack": 1.0,
-                                                                        "insult": 1.0, "profanity": 0.0}),
-    ("You dumb idiot, fuck off and die", {"insult": 1.0, "profanity": 1.0, "severe_toxicity": 1.0,
-                                          "threat": 1.0}),
+    (
+        "People of that religion are all animals and should be deported",
+        {"identity_attack": 1.0, "insult": 1.0, "profanity": 0.0},
+    ),
+    (
+        "You dumb idiot, fuck off and die",
+        {"insult": 1.0, "profanity": 1.0, "severe_toxicity": 1.0, "threat": 1.0},
+    ),
     ("This writer is a brainless idiot", {"insult": 1.0, "profanity": 0.0}),
-    ("Those immigrants are vermin and subhuman", {"identity_attack": 1.0, "insult": 1.0,
-                                                  "severe_toxicity": 1.0, "profanity": 0.0}),
+    (
+        "Those immigrants are vermin and subhuman",
+        {"identity_attack": 1.0, "insult": 1.0, "severe_toxicity": 1.0, "profanity": 0.0},
+    ),
     ("Fucking hell, what a shitty bastard", {"insult": 1.0, "profanity": 1.0, "severe_toxicity": 1.0}),
     ("I am going to burn your house down", {"threat": 1.0, "insult": 0.0, "profanity": 0.0}),
     ("Women like her are worthless and stupid", {"identity_attack": 1.0, "insult": 1.0, "profanity": 0.0}),
@@ -263,10 +278,16 @@ def tiny_examples() -> list:
     """A few dozen inline examples covering every attribute with both classes (no shared data)."""
     from classifier.comment import TOXICITY_ATTRIBUTES, Comment, LabelledComment
 
-    examples = [LabelledComment(Comment(t, name="Cheap Loans Online" if i % 3 == 0 else "dave99"),
-                                {"spam": 1.0}, "tiny-spam") for i, t in enumerate(_TINY_SPAM)]
-    examples += [LabelledComment(Comment(t, name="Anna Smith" if i % 2 else ""), {"spam": 0.0}, "tiny-spam")
-                 for i, t in enumerate(_TINY_HAM)]
+    examples = [
+        LabelledComment(
+            Comment(t, name="Cheap Loans Online" if i % 3 == 0 else "dave99"), {"spam": 1.0}, "tiny-spam"
+        )
+        for i, t in enumerate(_TINY_SPAM)
+    ]
+    examples += [
+        LabelledComment(Comment(t, name="Anna Smith" if i % 2 else ""), {"spam": 0.0}, "tiny-spam")
+        for i, t in enumerate(_TINY_HAM)
+    ]
     clean = {attribute: 0.0 for attribute in TOXICITY_ATTRIBUTES}
     for toxic_text, labels in _TINY_TOXIC:
         full = {**clean, "toxicity": 1.0, **labels}
@@ -293,3 +314,68 @@ def tiny_registry(tmp_path_factory: pytest.TempPathFactory, tiny_model):
     version = registry.save(tiny_model, card_extra={"training_data": {"sets": ["tiny inline examples"]}})
     registry.activate(version)
     return registry
+
+
+# --- the learning loop: tiny public sets, a site's labels, a registry of our own ----------------------
+
+
+TINY = TrainParams(word_bits=12, char_bits=13, min_df=1, spam_c=10.0, toxicity_c=10.0, calibrate=False)
+
+# Spam this site gets, in words no public set has: the active model cannot know them.
+SITE_SPAM = ["zorblat", "quexify", "vrummel", "plintox", "graxby", "snorvel"]
+SITE_HAM = ["harbour", "ferry", "allotment", "parish", "library", "bypass", "rota", "bins"]
+
+
+def public_examples() -> list[LabelledComment]:
+    """The tiny examples four times over with small changes, so a held-out split leaves both classes."""
+    out = []
+    for variant in ("", " indeed", " really", " again"):
+        out += [
+            replace(e, comment=replace(e.comment, text=e.comment.text + variant)) for e in tiny_examples()
+        ]
+    return out
+
+
+def site_labels(count: int = 160, seed: int = 3) -> list[SiteLabel]:
+    rng = random.Random(seed)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    out = []
+    for i in range(count):
+        spam = i % 2 == 0
+        if spam:
+            text = f"{rng.choice(SITE_SPAM)} {rng.choice(SITE_SPAM)} offer for {rng.choice(SITE_HAM)} readers"
+        else:
+            text = f"the {rng.choice(SITE_HAM)} and the {rng.choice(SITE_HAM)} need fixing, number {i}"
+        text += f" #{i}"
+        created = start + timedelta(hours=i)
+        example = LabelledComment(
+            Comment(text), {"spam": 1.0 if spam else 0.0}, "site:moderator", created_at=created
+        )
+        out.append(
+            SiteLabel(i + 1, text_hash(text), created, example, None, "spam" if spam else "ham", "moderator")
+        )
+    return out
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    """A registry whose active model knows the public sets only (trained without their held-out rows)."""
+    registry = Registry(tmp_path / "models")
+    public_train, _ = learning.public_split(public_examples())
+    version = registry.save(train(public_train, TINY), card_extra={"holdout_excluded": True})
+    registry.activate(version)
+    return registry
+
+
+@pytest.fixture
+def loop_runtime(settings: Settings, registry: Registry, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """A runtime on its own registry, whose retraining uses the tiny public examples."""
+    from service import jobs, retraining
+    from service.runtime import Runtime
+
+    runtime = Runtime.build(settings.with_overrides(model_dir=registry.root, score_batch_size=5))
+    jobs.bind_runtime(runtime)
+    monkeypatch.setattr(retraining, "load_public_examples", lambda _settings, _sets=None: public_examples())
+    yield runtime
+    jobs.bind_runtime(None)
+    runtime.close()

@@ -83,3 +83,19 @@ def test_vectorizer_shapes_and_terms() -> None:
     terms = vectorizer.terms(normalized)
     words = {word for entries in terms.values() for word, _, _ in entries}
     assert "idiot" in words
+
+
+@pytest.mark.parametrize("name", ["Yuliana Andrea Caucali Acosta", "Mary Ann de la Cruz", "Quinn and Mia",
+                                  "Sandra Price", "The Silhouette"])
+def test_long_names_and_joiners_alone_are_not_keywords(name: str) -> None:
+    assert not name_looks_like_keywords(name)
+
+
+@pytest.mark.parametrize("name", ["cheap airline flights", "Technology", "arts and learning"])
+def test_more_keyword_names_are_flagged(name: str) -> None:
+    assert name_looks_like_keywords(name)
+
+
+def test_www_in_links_is_not_repeated_characters() -> None:
+    assert metadata_values(Comment("see www.example.com and http://www.bbc.co.uk/news"))["repeated_chars"] == 0
+    assert metadata_values(Comment("sooooo good"))["repeated_chars"] == 1

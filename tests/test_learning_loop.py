@@ -13,16 +13,17 @@ from service.app import create_app
 from service.db import PENDING, Comment, Label, ModelVersion
 from service.decisions import decide
 from service.keys import SCOPES, create_api_key
-from tests.test_promotion import TINY, public_examples, site_labels
-from tests.test_retraining import drain, loop_runtime, registry  # noqa: F401 - fixtures
+from tests.conftest import TINY, drain_queues, public_examples, site_labels
 
 
 def post(client, key: str, texts: list[str]) -> list[str]:  # noqa: ANN001
     ids = []
     for i, text in enumerate(texts):
-        response = client.post("/v1/comments", json={"name": "Reader", "email": f"r{i}@example.com",
-                                                      "text": text},
-                               headers={"Authorization": f"Bearer {key}"})
+        response = client.post(
+            "/v1/comments",
+            json={"name": "Reader", "email": f"r{i}@example.com", "text": text},
+            headers={"Authorization": f"Bearer {key}"},
+        )
         assert response.status_code == 202, response.get_json()
         ids.append(response.get_json()["id"])
     return ids
@@ -49,7 +50,7 @@ def test_learning_loop_end_to_end(loop_runtime, registry, monkeypatch):  # noqa:
     # A fresh install ingests comments; the site's own spam looks harmless to the public-data model.
     examples = [s.example for s in site_labels(160)]
     ids = post(client, key, [e.comment.text for e in examples])
-    drain(runtime)
+    drain_queues(runtime)
     with runtime.session() as session:
         assert not session.scalars(select(Comment.id).where(Comment.status == PENDING)).all()
     # A moderator labels them.
@@ -62,14 +63,14 @@ def test_learning_loop_end_to_end(loop_runtime, registry, monkeypatch):  # noqa:
 
     # The retrain job: the candidate learnt the site's spam, so the guard promotes it.
     job = retraining.enqueue_retraining(runtime.redis, params=asdict(TINY))
-    drain(runtime)
+    drain_queues(runtime)
     summary = job.return_value()
     assert summary["promoted"], summary
     better = summary["candidate"]
     # The worker picks it up between batches, without a restart.
     assert runtime.models.refresh() and runtime.models.version == better
     late = post(client, key, ["zorblat quexify offer for harbour readers, today only #late"])
-    drain(runtime)
+    drain_queues(runtime)
     with runtime.session() as session:
         comment = session.get(Comment, late[0])
         assert comment.model_version == better and comment.status != "approved"
@@ -77,7 +78,7 @@ def test_learning_loop_end_to_end(loop_runtime, registry, monkeypatch):  # noqa:
     # A worse candidate (shuffled public labels, site labels all but ignored) is refused.
     monkeypatch.setattr(retraining, "load_public_examples", lambda _s, _sets=None: shuffled_public())
     job = retraining.enqueue_retraining(runtime.redis, params=asdict(TINY), site_weight=0.001)
-    drain(runtime)
+    drain_queues(runtime)
     summary = job.return_value()
     assert not summary["promoted"] and summary["reasons"], summary
     assert registry.active_version() == better and not runtime.models.refresh()

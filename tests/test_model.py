@@ -102,3 +102,25 @@ def test_card_documents_mapping_and_parameters(tiny_model: Model) -> None:
     assert card["hyper_parameters"]["spam_c"] == 10.0
     assert "jigsaw" in card["label_mapping"]
     assert set(card["heads"]) == set(ATTRIBUTES)
+
+
+def test_metadata_only_source_teaches_author_features_not_its_praise_text() -> None:
+    from tests.conftest import tiny_examples
+
+    praise = "Thanks for the article, very informative."
+    blog_spam = [LabelledComment(Comment(f"{praise} Great post number {i}.", name="Cheap Loans Online",
+                                         url="http://cheap-payday-loans-store.xyz/"), {"spam": 1.0}, "wordpress")
+                 for i in range(12)]
+    blog_spam += [LabelledComment(Comment(f"{praise} Lovely blog {i}.", name="Anna Smith"), {"spam": 1.0},
+                                  "wordpress") for i in range(12)]  # no author signal: left out
+    params = TrainParams(word_bits=12, char_bits=13, min_df=1, calibrate=False, spam_c=10.0)
+    model = train(tiny_examples() + blog_spam, params)
+    spam = ATTRIBUTES.index("spam")
+    alone, keywords, person = model.predict([
+        Comment(praise),
+        Comment(praise, name="Cheap Loans Online", url="http://cheap-payday-loans-store.xyz/"),
+        Comment(praise, name="Anna Smith", email="anna.smith@gmail.com", url="https://annasmith.wordpress.com/"),
+    ])[:, spam]
+    assert keywords > alone
+    assert abs(person - alone) < 1e-6  # a normal name, gmail and a personal blog are not spam evidence
+    assert model.card["heads"]["spam"]["metadata_only_rows"] == {"wordpress": 12}

@@ -5,60 +5,9 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from classifier import learning
-from classifier.comment import Comment, LabelledComment
-from classifier.labelstore import SiteLabel, text_hash
-from classifier.registry import Registry
-from classifier.training import TrainParams, train
-from tests.conftest import tiny_examples
-
-TINY = TrainParams(word_bits=12, char_bits=13, min_df=1, spam_c=10.0, toxicity_c=10.0, calibrate=False)
-
-# Spam this site gets, in words no public set has: the active model cannot know them.
-SITE_SPAM = ["zorblat", "quexify", "vrummel", "plintox", "graxby", "snorvel"]
-SITE_HAM = ["harbour", "ferry", "allotment", "parish", "library", "bypass", "rota", "bins"]
-
-
-def public_examples() -> list[LabelledComment]:
-    """The tiny examples four times over with small changes, so a held-out split leaves both classes."""
-    out = []
-    for variant in ("", " indeed", " really", " again"):
-        out += [replace(e, comment=replace(e.comment, text=e.comment.text + variant))
-                for e in tiny_examples()]
-    return out
-
-
-def site_labels(count: int = 160, seed: int = 3) -> list[SiteLabel]:
-    rng = random.Random(seed)
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    out = []
-    for i in range(count):
-        spam = i % 2 == 0
-        if spam:
-            text = f"{rng.choice(SITE_SPAM)} {rng.choice(SITE_SPAM)} offer for {rng.choice(SITE_HAM)} readers"
-        else:
-            text = f"the {rng.choice(SITE_HAM)} and the {rng.choice(SITE_HAM)} need fixing, number {i}"
-        text += f" #{i}"
-        created = start + timedelta(hours=i)
-        example = LabelledComment(Comment(text), {"spam": 1.0 if spam else 0.0}, "site:moderator",
-                                  created_at=created)
-        out.append(SiteLabel(i + 1, text_hash(text), created, example, None, "spam" if spam else "ham",
-                             "moderator"))
-    return out
-
-
-@pytest.fixture
-def registry(tmp_path) -> Registry:
-    """A registry whose active model knows the public sets only (trained without their held-out rows)."""
-    registry = Registry(tmp_path / "models")
-    public_train, _ = learning.public_split(public_examples())
-    version = registry.save(train(public_train, TINY), card_extra={"holdout_excluded": True})
-    registry.activate(version)
-    return registry
+from tests.conftest import SITE_HAM, SITE_SPAM, TINY, public_examples, site_labels, tiny_examples  # noqa: F401
 
 
 def test_split_by_time_and_frozen_set_is_drawn_once(tmp_path):
@@ -86,8 +35,9 @@ def test_better_candidate_is_promoted(registry, tmp_path):
     card = registry.card(candidate.version)
     assert card["site_labels"]["weight"] == 3.0
     assert card["site_labels"]["trained_on"] == len(candidate.split.train)
-    outcome = learning.promote_if_better(registry, candidate.version, labels, candidate.public_holdout,
-                                         tmp_path / "reports")
+    outcome = learning.promote_if_better(
+        registry, candidate.version, labels, candidate.public_holdout, tmp_path / "reports"
+    )
     assert outcome.guard.passed, outcome.guard.reasons
     assert outcome.promoted and registry.active_version() == candidate.version
     report = outcome.report_path.read_text()
@@ -104,26 +54,39 @@ def test_worse_candidate_is_refused(registry, tmp_path):
     spam_values = [e.labels["spam"] for e in shuffled_public if "spam" in e.labels]
     rng.shuffle(spam_values)
     values = iter(spam_values)
-    shuffled_public = [replace(e, labels={**e.labels, "spam": next(values)}) if "spam" in e.labels else e
-                       for e in shuffled_public]
-    flipped = [replace(s, example=replace(s.example, labels={"spam": 1.0 - s.example.labels["spam"]}))
-               for s in labels]
+    shuffled_public = [
+        replace(e, labels={**e.labels, "spam": next(values)}) if "spam" in e.labels else e
+        for e in shuffled_public
+    ]
+    flipped = [
+        replace(s, example=replace(s.example, labels={"spam": 1.0 - s.example.labels["spam"]}))
+        for s in labels
+    ]
     candidate = learning.train_candidate(registry, shuffled_public, flipped, params=TINY)
-    outcome = learning.promote_if_better(registry, candidate.version, labels, candidate.public_holdout,
-                                         tmp_path / "reports")
+    outcome = learning.promote_if_better(
+        registry, candidate.version, labels, candidate.public_holdout, tmp_path / "reports"
+    )
     assert not outcome.guard.passed and not outcome.promoted
     assert registry.active_version() == before
     assert any("ROC AUC" in reason for reason in outcome.guard.reasons)
     assert "Why the guard failed" in outcome.report_path.read_text()
-    forced = learning.promote_if_better(registry, candidate.version, labels, candidate.public_holdout,
-                                        tmp_path / "reports", force=True, action="by hand")
+    forced = learning.promote_if_better(
+        registry,
+        candidate.version,
+        labels,
+        candidate.public_holdout,
+        tmp_path / "reports",
+        force=True,
+        action="by hand",
+    )
     assert forced.promoted and registry.active_version() == candidate.version
 
 
 def test_too_few_recent_labels_keeps_the_candidate(registry, tmp_path):
     labels = site_labels(30)  # below the frozen-set minimum, and 6 recent labels
     candidate = learning.train_candidate(registry, public_examples(), labels, params=TINY)
-    outcome = learning.promote_if_better(registry, candidate.version, labels, candidate.public_holdout,
-                                         tmp_path / "reports")
+    outcome = learning.promote_if_better(
+        registry, candidate.version, labels, candidate.public_holdout, tmp_path / "reports"
+    )
     assert not outcome.promoted
     assert any("recent site labels" in reason for reason in outcome.guard.reasons)

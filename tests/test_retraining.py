@@ -7,12 +7,8 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from rq import SimpleWorker
 from sqlalchemy import select
 
-from classifier import learning
-from classifier.registry import Registry
 from classifier.training import train
 from service import jobs, queueing, retraining
 from service.db import PENDING, Comment, ModelVersion
@@ -20,27 +16,7 @@ from service.keys import SCOPES, create_api_key
 from service.labels import record_label
 from service.runtime import Runtime
 from service.store import create_comment
-from tests.test_promotion import TINY, public_examples, site_labels
-
-
-@pytest.fixture
-def registry(tmp_path) -> Registry:
-    """A registry of our own (the session's tiny registry is shared and must not change)."""
-    registry = Registry(tmp_path / "models")
-    public_train, _ = learning.public_split(public_examples())
-    version = registry.save(train(public_train, TINY), card_extra={"holdout_excluded": True})
-    registry.activate(version)
-    return registry
-
-
-@pytest.fixture
-def loop_runtime(settings, registry, monkeypatch):
-    runtime = Runtime.build(settings.with_overrides(model_dir=registry.root, score_batch_size=5))
-    jobs.bind_runtime(runtime)
-    monkeypatch.setattr(retraining, "load_public_examples", lambda _settings, _sets=None: public_examples())
-    yield runtime
-    jobs.bind_runtime(None)
-    runtime.close()
+from tests.conftest import TINY, drain_queues, public_examples, site_labels
 
 
 def add_comments(runtime: Runtime, count: int, prefix: str = "c") -> list[str]:
@@ -48,8 +24,15 @@ def add_comments(runtime: Runtime, count: int, prefix: str = "c") -> list[str]:
         key = create_api_key(session, f"cms-{prefix}", SCOPES).api_key
         ids = []
         for i in range(count):
-            comment, _ = create_comment(session, key, {"name": "Ann", "email": "ann@example.test",
-                                                       "text": f"Comment {prefix}{i}: the ferry was late"})
+            comment, _ = create_comment(
+                session,
+                key,
+                {
+                    "name": "Ann",
+                    "email": "ann@example.test",
+                    "text": f"Comment {prefix}{i}: the ferry was late",
+                },
+            )
             ids.append(comment.id)
         session.commit()
     queueing.enqueue_scoring(runtime.redis, runtime.settings, ids)
@@ -61,14 +44,15 @@ def add_site_labels(runtime: Runtime, count: int = 160) -> None:
     with runtime.session() as session:
         for i, site in enumerate(site_labels(count)):
             spam = site.example.labels["spam"] >= 0.5
-            label = record_label(session, source="moderator", decision="spam" if spam else "ham",
-                                 text=site.example.comment.text, actor="mod")
+            label = record_label(
+                session,
+                source="moderator",
+                decision="spam" if spam else "ham",
+                text=site.example.comment.text,
+                actor="mod",
+            )
             label.created_at = start + timedelta(hours=i)
         session.commit()
-
-
-def drain(runtime: Runtime, queues=queueing.WORKER_QUEUES) -> None:
-    SimpleWorker(list(queues), connection=runtime.redis).work(burst=True, logging_level="WARNING")
 
 
 def test_promotion_mid_stream_never_mixes_versions_in_a_batch(loop_runtime, registry, monkeypatch):
@@ -77,11 +61,13 @@ def test_promotion_mid_stream_never_mixes_versions_in_a_batch(loop_runtime, regi
     assert runtime.models.refresh() and runtime.models.version == old
     new = registry.save(train(public_examples(), TINY))
     batches: list[list[str]] = []
-    promoter = threading.Thread(target=lambda: (
-        registry.activate(new),
-        retraining.record_activation(runtime, new, registry.card(new), None),
-        runtime.models.refresh(),  # what the worker's reconciler thread does each interval
-    ))
+    promoter = threading.Thread(
+        target=lambda: (
+            registry.activate(new),
+            retraining.record_activation(runtime, new, registry.card(new), None),
+            runtime.models.refresh(),  # what the worker's reconciler thread does each interval
+        )
+    )
     score_comments = jobs.score_comments
 
     def recording(rt, comment_ids):  # noqa: ANN001, ANN202
@@ -92,10 +78,10 @@ def test_promotion_mid_stream_never_mixes_versions_in_a_batch(loop_runtime, regi
 
     monkeypatch.setattr(jobs, "score_comments", recording)
     ids = add_comments(runtime, 60)
-    drain(runtime)
+    drain_queues(runtime)
     promoter.join(timeout=30)
     ids += add_comments(runtime, 10, prefix="late")
-    drain(runtime)
+    drain_queues(runtime)
 
     with runtime.session() as session:
         versions = dict(session.execute(select(Comment.id, Comment.model_version)).all())
@@ -116,7 +102,7 @@ def test_retrain_job_promotes_records_and_announces(loop_runtime, registry):
     messages = runtime.redis.pubsub()
     messages.subscribe(retraining.activated_channel(runtime.settings))
     job = retraining.enqueue_retraining(runtime.redis, params=asdict(TINY))
-    drain(runtime, [queueing.TRAINING_QUEUE])
+    drain_queues(runtime, [queueing.TRAINING_QUEUE])
     job.refresh()
     summary = job.return_value()
     assert summary["promoted"], summary

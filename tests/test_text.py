@@ -73,3 +73,8 @@ def test_offsets_map_back_to_the_original_text() -> None:
     assert raw[slice(*normalized.span(start, start + len(URL_TOKEN)))] == "http://spam.example.com/x"
     start = text.rindex("idiot")
     assert raw[slice(*normalized.span(start, start + 5))] == "ｉｄｉｏｔ"
+
+
+@pytest.mark.parametrize("word", ["150p", "1st", "10am", "txt80082", "0800free", "2nite"])
+def test_numbers_with_units_are_not_leetspeak(word: str) -> None:
+    assert normalize_text(word) == word

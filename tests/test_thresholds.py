@@ -14,7 +14,7 @@ from classifier.registry import Registry
 from classifier.training import train
 from service.db import create_schema, make_engine, make_session_factory
 from service.labels import record_label
-from tests.test_promotion import TINY, public_examples, site_labels
+from tests.conftest import TINY, public_examples, site_labels
 
 
 def synthetic(n: int = 1000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -58,9 +58,13 @@ def test_thresholds_command_prints_human_share(store_url, capsys):
     engine = make_engine(store_url)
     with make_session_factory(engine)() as session:
         for i, (label, score) in enumerate(zip(y, scores, strict=True)):
-            record_label(session, source="moderator", decision="spam" if label else "approve",
-                         text=f"comment {i} {rng.random()}", scores_at_time={"spam": float(score),
-                                                                             "toxicity": 0.1})
+            record_label(
+                session,
+                source="moderator",
+                decision="spam" if label else "approve",
+                text=f"comment {i} {rng.random()}",
+                scores_at_time={"spam": float(score), "toxicity": 0.1},
+            )
         session.commit()
     assert main(["thresholds", "--database-url", store_url, "--target-approved-error", "0.02"]) == 0
     out = capsys.readouterr().out
@@ -74,8 +78,13 @@ def test_models_promote_runs_the_guard_and_force_overrides(tmp_path, store_url, 
     start = datetime(2025, 1, 1, tzinfo=UTC)
     with make_session_factory(engine)() as session:
         for i, site in enumerate(site_labels()):
-            label = record_label(session, source="moderator", decision="x", labels=site.example.labels,
-                                 text=site.example.comment.text)
+            label = record_label(
+                session,
+                source="moderator",
+                decision="x",
+                labels=site.example.labels,
+                text=site.example.comment.text,
+            )
             label.created_at = start + timedelta(hours=i)
         session.commit()
     registry = Registry(tmp_path / "models")
@@ -85,13 +94,29 @@ def test_models_promote_runs_the_guard_and_force_overrides(tmp_path, store_url, 
     store = labelstore.connect(store_url)
     labels = labelstore.load_site_labels(store)
     store.dispose()
-    flipped = [type(s)(s.id, s.text_hash, s.created_at,
-                       type(s.example)(s.example.comment, {"spam": 1.0 - s.example.labels["spam"]},
-                                       "site", created_at=s.created_at), None, "x", "moderator")
-               for s in labels]
+    flipped = [
+        type(s)(
+            s.id,
+            s.text_hash,
+            s.created_at,
+            type(s.example)(
+                s.example.comment, {"spam": 1.0 - s.example.labels["spam"]}, "site", created_at=s.created_at
+            ),
+            None,
+            "x",
+            "moderator",
+        )
+        for s in labels
+    ]
     worse = learning.train_candidate(registry, public_examples(), flipped, params=TINY).version
-    common = ["--database-url", store_url, "--data-dir", str(tmp_path / "no-data"),
-              "--reports-dir", str(tmp_path / "reports")]
+    common = [
+        "--database-url",
+        store_url,
+        "--data-dir",
+        str(tmp_path / "no-data"),
+        "--reports-dir",
+        str(tmp_path / "reports"),
+    ]
     assert main(["models", "--registry", str(registry.root), "promote", worse, *common]) == 1
     captured = capsys.readouterr()
     assert "guard failed" in captured.out and "--force" in captured.err
