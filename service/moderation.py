@@ -946,3 +946,6 @@ def overview() -> str:
         oldest_held_age=age(oldest_held, now) if oldest_held else None,
         moderator=g.moderator,
     )
+
+
+from service import models_page  # noqa: E402, F401 - registers the Models page routes on bp
