@@ -31,16 +31,24 @@ from classifier.registry import Registry  # noqa: E402
 
 #: Ordinary discussion; a comment also gets one spammy or rude fragment with probability 0.15 each.
 _FRAGMENTS = [
-    "I think the council got this one badly wrong", "thanks for the thoughtful article",
-    "the mayor should answer these questions", "this is the worst idea I have heard in years",
+    "I think the council got this one badly wrong",
+    "thanks for the thoughtful article",
+    "the mayor should answer these questions",
+    "this is the worst idea I have heard in years",
     "the numbers in the report do not add up",
-    "my family has lived here for three generations", "what about the people who cannot afford it",
+    "my family has lived here for three generations",
+    "what about the people who cannot afford it",
     "see https://www.bbc.co.uk/news/uk-12345 for more",
-    "Does anyone know when the road works will finish?", "totally agree with the previous commenter",
-    "ÉNORME merci pour cet article", "the schools need more funding, not less",
+    "Does anyone know when the road works will finish?",
+    "totally agree with the previous commenter",
+    "ÉNORME merci pour cet article",
+    "the schools need more funding, not less",
 ]
-_SPAMMY = ["check out my channel for more videos", "great post, I will bookmark your blog",
-           "visit http://example-shop.com/deals for cheap watches"]
+_SPAMMY = [
+    "check out my channel for more videos",
+    "great post, I will bookmark your blog",
+    "visit http://example-shop.com/deals for cheap watches",
+]
 _RUDE = ["you are an idiot if you believe that", "shut up, this is the worst idea I have heard"]
 _NAMES = ["", "", "Anna Smith", "dave99", "Cheap Watches Online", "Maria Garcia"]
 
@@ -61,8 +69,14 @@ def make_comments(n: int, seed: int = 1) -> list[Comment]:
         rng.shuffle(parts)
         text = ". ".join(parts)[:target]
         name = rng.choice(_NAMES)
-        comments.append(Comment(text, name=name, email="reader@example.org" if name else "",
-                                url="https://example.org" if rng.random() < 0.1 else ""))
+        comments.append(
+            Comment(
+                text,
+                name=name,
+                email="reader@example.org" if name else "",
+                url="https://example.org" if rng.random() < 0.1 else "",
+            )
+        )
     return comments
 
 
@@ -76,8 +90,9 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--n", type=int, default=6000)
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--single", type=int, default=1000,
-                        help="single-comment calls for the latency figures")
+    parser.add_argument(
+        "--single", type=int, default=1000, help="single-comment calls for the latency figures"
+    )
     args = parser.parse_args()
 
     rss_before = rss_mb()
@@ -90,8 +105,10 @@ def main() -> None:
     load_s = time.perf_counter() - started
     artifact = registry.root / version / model.card.get("artifact", "model.skops")
     print(f"model {version}")
-    print(f"load: {load_s:.2f} s   artifact: {artifact.stat().st_size / 1e6:.1f} MB   "
-          f"RSS after load: {rss_mb():.0f} MB (before: {rss_before:.0f} MB)")
+    print(
+        f"load: {load_s:.2f} s   artifact: {artifact.stat().st_size / 1e6:.1f} MB   "
+        f"RSS after load: {rss_mb():.0f} MB (before: {rss_before:.0f} MB)"
+    )
 
     comments = make_comments(args.n)
     mean_len = np.mean([len(c.text) for c in comments])
@@ -108,9 +125,11 @@ def main() -> None:
                     model.predict(batch)
             elapsed = time.perf_counter() - started
             cpu = time.process_time() - cpu_started
-            print(f"batched {label}: {len(comments) / elapsed:,.0f} comments/s wall, "
-                  f"{len(comments) / cpu:,.0f} comments/s per CPU-second "
-                  f"(n={len(comments)}, batch={args.batch_size}, mean length {mean_len:.0f} chars)")
+            print(
+                f"batched {label}: {len(comments) / elapsed:,.0f} comments/s wall, "
+                f"{len(comments) / cpu:,.0f} comments/s per CPU-second "
+                f"(n={len(comments)}, batch={args.batch_size}, mean length {mean_len:.0f} chars)"
+            )
         latencies = []
         cpu_latencies = []
         singles = make_comments(args.single, seed=2)
@@ -122,8 +141,10 @@ def main() -> None:
             cpu_latencies.append((time.thread_time() - cpu_started) * 1000)
         p50, p99 = np.percentile(latencies, [50, 99])
         c50, c99 = np.percentile(cpu_latencies, [50, 99])
-        print(f"single comment with reasons: wall p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
-              f"CPU p50 {c50:.2f} ms, p99 {c99:.2f} ms (n={len(latencies)})")
+        print(
+            f"single comment with reasons: wall p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
+            f"CPU p50 {c50:.2f} ms, p99 {c99:.2f} ms (n={len(latencies)})"
+        )
     print(f"peak RSS: {rss_mb():.0f} MB")
 
 

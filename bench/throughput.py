@@ -206,9 +206,8 @@ def main() -> int:
         engine = make_engine(stack.database_url)
         sessions = make_session_factory(engine)
         headers = {"Authorization": f"Bearer {stack.create_api_key()}"}
-        print(
-            f"database: {engine.url.get_backend_name()}  redis: {stack.redis_url}  web workers: {args.web_workers}"
-        )
+        backend = engine.url.get_backend_name()
+        print(f"database: {backend}  redis: {stack.redis_url}  web workers: {args.web_workers}")
 
         # 1. Ingest, with no worker running, against the bare enqueue endpoint served the same way.
         ours_port = stack.gunicorn("service:create_app()", args.web_workers)

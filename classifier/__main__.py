@@ -36,29 +36,47 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--registry", type=Path, default=DEFAULT_ROOT)
     train.add_argument("--activate", action="store_true", help="make the new version the active one")
     train.add_argument("--sets", nargs="*", default=None, help="public sets to use (default: all)")
-    train.add_argument("--with-labels", action="store_true",
-                       help="add the site's labels from the label store; saves a candidate (never active)")
+    train.add_argument(
+        "--with-labels",
+        action="store_true",
+        help="add the site's labels from the label store; saves a candidate (never active)",
+    )
     train.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="the service's database")
-    train.add_argument("--site-weight", type=float, default=None,
-                       help="total weight of the site's labels relative to one public set (default 3)")
-    train.add_argument("--promote-if-better", action="store_true",
-                       help="with --with-labels: run the promotion guard and activate if it passes")
+    train.add_argument(
+        "--site-weight",
+        type=float,
+        default=None,
+        help="total weight of the site's labels relative to one public set (default 3)",
+    )
+    train.add_argument(
+        "--promote-if-better",
+        action="store_true",
+        help="with --with-labels: run the promotion guard and activate if it passes",
+    )
     _guard_arguments(train)
 
     importer = commands.add_parser("import", help="load a labelled comment history into the label store")
     importer.add_argument("kind", choices=("wxr", "wp-csv", "disqus", "csv", "jsonl"))
     importer.add_argument("file", type=Path)
     importer.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="the service's database")
-    importer.add_argument("--label-attribute", default=None,
-                          help="csv/jsonl: the attribute a neutral 1/0 label column means")
+    importer.add_argument(
+        "--label-attribute", default=None, help="csv/jsonl: the attribute a neutral 1/0 label column means"
+    )
 
     thresholds = commands.add_parser("thresholds", help="suggest hold thresholds from the site's labels")
     thresholds.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="the service's database")
     thresholds.add_argument("--registry", type=Path, default=DEFAULT_ROOT)
-    thresholds.add_argument("--target-approved-error", type=float, default=0.01,
-                            help="max share of auto-approved comments later rejected (default 0.01)")
-    thresholds.add_argument("--rescore", action="store_true",
-                            help="score with the active model instead of the scores recorded at the time")
+    thresholds.add_argument(
+        "--target-approved-error",
+        type=float,
+        default=0.01,
+        help="max share of auto-approved comments later rejected (default 0.01)",
+    )
+    thresholds.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score with the active model instead of the scores recorded at the time",
+    )
 
     score = commands.add_parser("score", help="score JSON lines from stdin, one JSON line out per input")
     score.add_argument("--registry", type=Path, default=DEFAULT_ROOT)
@@ -89,8 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _guard_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
-    parser.add_argument("--auc-tolerance", type=float, default=0.01,
-                        help="how much lower a candidate's ROC AUC may be per attribute (default 0.01)")
+    parser.add_argument(
+        "--auc-tolerance",
+        type=float,
+        default=0.01,
+        help="how much lower a candidate's ROC AUC may be per attribute (default 0.01)",
+    )
 
 
 # -- train --------------------------------------------------------------------------------------------
@@ -118,8 +140,9 @@ def run_train(args: argparse.Namespace) -> int:
     version = registry.save(model, card_extra=extra)
     if args.activate:
         registry.activate(version)
-    logger.info("train model=%s seconds=%.1f activated=%s", version, time.monotonic() - started,
-                args.activate)
+    logger.info(
+        "train model=%s seconds=%.1f activated=%s", version, time.monotonic() - started, args.activate
+    )
     print(version)
     return 0
 
@@ -153,16 +176,29 @@ def run_train_with_labels(args: argparse.Namespace, names: list[str] | None) -> 
     registry = Registry(args.registry)
     used = list(names) if names else list(datasets.PUBLIC_SETS)
     candidate = learning.train_candidate(
-        registry, public, site_labels, weight, TrainParams(), progress=sys.stderr.isatty(),
+        registry,
+        public,
+        site_labels,
+        weight,
+        TrainParams(),
+        progress=sys.stderr.isatty(),
         card_extra={"training_data": _manifest(datasets, used)},
     )
     split = candidate.split
-    print(f"candidate {candidate.version}: site labels trained {len(split.train)}, recent (held out) "
-          f"{len(split.recent)}, frozen {len(split.frozen)}; weight {weight:g}")
+    print(
+        f"candidate {candidate.version}: site labels trained {len(split.train)}, recent (held out) "
+        f"{len(split.recent)}, frozen {len(split.frozen)}; weight {weight:g}"
+    )
     if args.promote_if_better:
         outcome = learning.promote_if_better(
-            registry, candidate.version, site_labels, candidate.public_holdout, args.reports_dir,
-            _guard_config(args), candidate_model=candidate.model)
+            registry,
+            candidate.version,
+            site_labels,
+            candidate.public_holdout,
+            args.reports_dir,
+            _guard_config(args),
+            candidate_model=candidate.model,
+        )
         _print_outcome(outcome)
     else:
         print(f"not active; promote with: python -m classifier models promote {candidate.version}")
@@ -197,8 +233,9 @@ def run_import(args: argparse.Namespace) -> int:
     options = {"label_attribute": args.label_attribute} if args.label_attribute else {}
     if options and args.kind not in ("csv", "jsonl"):
         raise CommandError("--label-attribute applies to csv and jsonl files only")
-    examples = datasets.load_labelled_file(args.kind, args.file, source=f"import:{args.kind}",
-                                           on_skip=tally, **options)
+    examples = datasets.load_labelled_file(
+        args.kind, args.file, source=f"import:{args.kind}", on_skip=tally, **options
+    )
     engine = labelstore.connect(args.database_url)
     try:
         report = labelstore.ImportReport(skipped=dict(tally.counts))
@@ -317,9 +354,11 @@ def run_models(args: argparse.Namespace) -> int:
     if args.action == "list":
         for card in registry.versions():
             marker = "*" if card.get("active") else " "
-            print(f"{marker} {card['version']}  created={card.get('created_at', '?')}  "
-                  f"sklearn={card.get('sklearn_version', '?')}  commit={(card.get('git_commit') or '-')[:10]}"
-                  + (f"  error={card['error']}" if "error" in card else ""))
+            print(
+                f"{marker} {card['version']}  created={card.get('created_at', '?')}  "
+                f"sklearn={card.get('sklearn_version', '?')}  commit={(card.get('git_commit') or '-')[:10]}"
+                + (f"  error={card['error']}" if "error" in card else "")
+            )
         return 0
     from classifier import learning
 
@@ -330,8 +369,15 @@ def run_models(args: argparse.Namespace) -> int:
     registry.card(target)  # a clear error for an unknown version before any slow loading
     site_labels, public_holdout = _guard_data(args, registry, target)
     outcome = learning.promote_if_better(
-        registry, target, site_labels, public_holdout, args.reports_dir, _guard_config(args),
-        force=args.force if args.action == "promote" else True, action=f"by hand ({args.action})")
+        registry,
+        target,
+        site_labels,
+        public_holdout,
+        args.reports_dir,
+        _guard_config(args),
+        force=args.force if args.action == "promote" else True,
+        action=f"by hand ({args.action})",
+    )
     _print_outcome(outcome)
     if args.action == "promote" and not outcome.promoted and target != outcome.active_before:
         print("not promoted: the guard failed (use --force to override)", file=sys.stderr)
@@ -363,7 +409,7 @@ def _guard_data(args: argparse.Namespace, registry: Registry, version: str) -> t
         finally:
             engine.dispose()
     public_holdout: list[Any] = []
-    sets = (registry.card(version).get("training_data") or {})
+    sets = registry.card(version).get("training_data") or {}
     names = [n for n in (sets if isinstance(sets, dict) else {}) if n in datasets.PUBLIC_SETS] or None
     if args.data_dir.is_dir():
         try:
@@ -384,10 +430,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    handlers = {"train": run_train, "score": run_score, "models": run_models, "evaluate": run_evaluate,
-                "import": run_import, "thresholds": run_thresholds}
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    handlers = {
+        "train": run_train,
+        "score": run_score,
+        "models": run_models,
+        "evaluate": run_evaluate,
+        "import": run_import,
+        "thresholds": run_thresholds,
+    }
     try:
         return handlers[args.command](args)
     except (CommandError, ClassifierError) as err:

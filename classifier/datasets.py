@@ -30,9 +30,9 @@ olid                       NOT -> toxicity, severe_toxicity, insult, threat, pro
                            all 0 (the guideline defines NOT as "no offense or profanity").
                            OFF+TIN (targeted insult or threat) -> toxicity 1, insult 1 (threats are a
                            small part of TIN and cannot be told apart, so threat stays unknown).
-                           OFF+UNT (untargeted profanity) -> profanity 1, insult 0, threat 0,
-                           identity_attack 0; toxicity stays unknown, because OLID's OFF counts plain
-                           swearing, which is broader than Jigsaw's "toxic" and Perspective's toxicity.
+                           OFF+UNT (untargeted profanity) -> toxicity 1, profanity 1, insult 0,
+                           threat 0, identity_attack 0. OLID's OFF is offensive language, and in Jigsaw
+                           obscene comments are nearly always also toxic; leave-one-source-out agreed.
 =========================  ===============================================================================
 
 User-brought files (:func:`load_csv`, :func:`load_jsonl`, :func:`load_wxr`, :func:`load_wp_comments_csv`,
@@ -67,7 +67,6 @@ csv.field_size_limit(16 * 1024 * 1024)
 
 #: Called as ``on_skip(reason, line)`` for each row a loader leaves out; ``line`` is None for XML.
 SkipCallback = Callable[[str, "int | None"], None]
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -110,8 +109,9 @@ def _gh(repo: str, commit: str, path: str) -> str:
 
 _YT_REPO, _YT_COMMIT = "C0D3-BR3AK3R/HadoopFinalNCU-Project", "c1c9490617ac3b214f9ff7ebf011f2ac59a523c4"
 _JIG_REPO, _JIG_COMMIT = "predibase/llm_distillation_playbook", "6ccc4707eebbb60bce336e4711b742f9f9342fc8"
-_OLID_REPO, _OLID_COMMIT = "wenliangdai/multi-task-offensive-language-detection", (
-    "6c2071a677e7380c026b2bd59338370f9807e1da"
+_OLID_REPO, _OLID_COMMIT = (
+    "wenliangdai/multi-task-offensive-language-detection",
+    ("6c2071a677e7380c026b2bd59338370f9807e1da"),
 )
 _DAV_REPO = "t-davidson/hate-speech-and-offensive-language"
 _DAV_COMMIT = "cb50f7e9eb855a99abc51423bf40df0e26d6fe30"
@@ -135,18 +135,42 @@ _YT_SHA = {
     "shakira": "1d8ab47b71e8037c51183b2fc62f0591a48a4b54f3a4f5d9d3043113b274e98e",
 }
 _JIGSAW_FILES = (
-    ("train.5k.csv", "data/dataset_subsets/train.5k.csv", 5000,
-     "4b1ed4c1e4f647b800fb5ab57835ced2d932cf64ec831aef1c991cffeefa2e50"),
-    ("train.a.ok.1k.csv", "data/data_pools/train.a.ok.1k.csv", 1000,
-     "a33899b046738486d4768303e30f023b5c8fe5851a39706e3b3ec3ededb125ff"),
-    ("train.b.ok.1k.csv", "data/data_pools/train.b.ok.1k.csv", 1000,
-     "3f2638e4275356430c6c6efaaafe7385ce7fe286ac6bff01f92b96e8eda98e3b"),
-    ("train.a.bad.1k.csv", "data/data_pools/train.a.bad.1k.csv", 1000,
-     "c59d2e8cb1b854440839f1f04c92c384fcc7813e46b314df05f1e43151f3dcfc"),
-    ("train.b.bad.1k.csv", "data/data_pools/train.b.bad.1k.csv", 1000,
-     "47e9ba736edb7ab8aa48b75b9b6c8fb090aeb56805ec5535684d5ad52ef4ae34"),
-    ("train.c.bad.1k.csv", "data/data_pools/train.c.bad.1k.csv", 1000,
-     "a837182059ae3c49c5322f64abed19b9f23623eccc3316b4866c9033f643e240"),
+    (
+        "train.5k.csv",
+        "data/dataset_subsets/train.5k.csv",
+        5000,
+        "4b1ed4c1e4f647b800fb5ab57835ced2d932cf64ec831aef1c991cffeefa2e50",
+    ),
+    (
+        "train.a.ok.1k.csv",
+        "data/data_pools/train.a.ok.1k.csv",
+        1000,
+        "a33899b046738486d4768303e30f023b5c8fe5851a39706e3b3ec3ededb125ff",
+    ),
+    (
+        "train.b.ok.1k.csv",
+        "data/data_pools/train.b.ok.1k.csv",
+        1000,
+        "3f2638e4275356430c6c6efaaafe7385ce7fe286ac6bff01f92b96e8eda98e3b",
+    ),
+    (
+        "train.a.bad.1k.csv",
+        "data/data_pools/train.a.bad.1k.csv",
+        1000,
+        "c59d2e8cb1b854440839f1f04c92c384fcc7813e46b314df05f1e43151f3dcfc",
+    ),
+    (
+        "train.b.bad.1k.csv",
+        "data/data_pools/train.b.bad.1k.csv",
+        1000,
+        "47e9ba736edb7ab8aa48b75b9b6c8fb090aeb56805ec5535684d5ad52ef4ae34",
+    ),
+    (
+        "train.c.bad.1k.csv",
+        "data/data_pools/train.c.bad.1k.csv",
+        1000,
+        "a837182059ae3c49c5322f64abed19b9f23623eccc3316b4866c9033f643e240",
+    ),
 )
 
 PUBLIC_SETS: dict[str, PublicSet] = {
@@ -175,12 +199,19 @@ PUBLIC_SETS: dict[str, PublicSet] = {
         folder="sms-spam-collection",
         title="SMS Spam Collection v1",
         files=(
-            PublicFile("SMSSpamCollection", _SMS_URL,
-                       "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d", 5574,
-                       archive_member="SMSSpamCollection"),
-            PublicFile("readme", _SMS_URL,
-                       "8753cd2d3cab68f80c8257851b8c2037778c267f55accb6fd1b5a2e32d36a84e",
-                       archive_member="readme"),
+            PublicFile(
+                "SMSSpamCollection",
+                _SMS_URL,
+                "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d",
+                5574,
+                archive_member="SMSSpamCollection",
+            ),
+            PublicFile(
+                "readme",
+                _SMS_URL,
+                "8753cd2d3cab68f80c8257851b8c2037778c267f55accb6fd1b5a2e32d36a84e",
+                archive_member="readme",
+            ),
         ),
         licence=(
             'readme section 4: "provided for free and with no limitations", with a no-warranty clause and a '
@@ -188,7 +219,7 @@ PUBLIC_SETS: dict[str, PublicSet] = {
         ),
         citation=(
             'Almeida, T.A., Gomez Hidalgo, J.M., Yamakami, A. "Contributions to the Study of SMS Spam '
-            'Filtering: New Collection and Results." Proc. 2011 ACM DocEng\'11, 2011.'
+            "Filtering: New Collection and Results.\" Proc. 2011 ACM DocEng'11, 2011."
         ),
         label_mapping="spam -> spam 1, ham -> spam 0.",
         sources=("sms",),
@@ -200,8 +231,11 @@ PUBLIC_SETS: dict[str, PublicSet] = {
         files=(
             PublicFile(
                 "spam_data.until-2017-02-07.csv",
-                _gh("sidtuli/spam-analysis", "3c843c07fc848dc748670df0c246c7d5b98bccb6",
-                    "previous_ipython_version/data/spam_data.csv"),
+                _gh(
+                    "sidtuli/spam-analysis",
+                    "3c843c07fc848dc748670df0c246c7d5b98bccb6",
+                    "previous_ipython_version/data/spam_data.csv",
+                ),
                 "e62b641910f86fd056a4c6dc502e8ce1b966b7735518d8b34569ea920d940e8a",
                 1350,
             ),
@@ -235,10 +269,17 @@ PUBLIC_SETS: dict[str, PublicSet] = {
         folder="hate-speech-and-offensive-language",
         title="Hate Speech and Offensive Language (Davidson et al. 2017)",
         files=(
-            PublicFile("labeled_data.csv", _gh(_DAV_REPO, _DAV_COMMIT, "data/labeled_data.csv"),
-                       "fcb8bc7c68120ae4af04a5b9acd58585513ede11e1548ebf36a5c2040b6f6281", 24783),
-            PublicFile("readme.md", _gh(_DAV_REPO, _DAV_COMMIT, "data/readme.md"),
-                       "bc61daf206147999c57530b9f11c6d96e5e175fffee1ebba9aadb96e87836e61"),
+            PublicFile(
+                "labeled_data.csv",
+                _gh(_DAV_REPO, _DAV_COMMIT, "data/labeled_data.csv"),
+                "fcb8bc7c68120ae4af04a5b9acd58585513ede11e1548ebf36a5c2040b6f6281",
+                24783,
+            ),
+            PublicFile(
+                "readme.md",
+                _gh(_DAV_REPO, _DAV_COMMIT, "data/readme.md"),
+                "bc61daf206147999c57530b9f11c6d96e5e175fffee1ebba9aadb96e87836e61",
+            ),
         ),
         licence='MIT ("Copyright (c) 2017 Tom Davidson"); the README asks for a citation and a usage form.',
         citation=(
@@ -254,13 +295,22 @@ PUBLIC_SETS: dict[str, PublicSet] = {
         folder="olid",
         title="OLID v1.0 (OffensEval 2019), training set",
         files=(
-            PublicFile("olid-training-v1.0.tsv",
-                       _gh(_OLID_REPO, _OLID_COMMIT, "OLIDv1.0/olid-training-v1.0.tsv"),
-                       "d976bd6faf7800571d06aa4fda00c11c1d39e6fd139747067f683d0c6e76d31f", 13240),
-            PublicFile("README.txt", _gh(_OLID_REPO, _OLID_COMMIT, "OLIDv1.0/README.txt"),
-                       "0ede30285b216c6679626be3746813d0975e18fd6f7aa6e659181d85614bedcd"),
-            PublicFile("olid-annotation.txt", _gh(_OLID_REPO, _OLID_COMMIT, "OLIDv1.0/olid-annotation.txt"),
-                       "0d34254051fad1b2d423627ceb775bd46a09287a0f78e52b3720e8c67416a2a7"),
+            PublicFile(
+                "olid-training-v1.0.tsv",
+                _gh(_OLID_REPO, _OLID_COMMIT, "OLIDv1.0/olid-training-v1.0.tsv"),
+                "d976bd6faf7800571d06aa4fda00c11c1d39e6fd139747067f683d0c6e76d31f",
+                13240,
+            ),
+            PublicFile(
+                "README.txt",
+                _gh(_OLID_REPO, _OLID_COMMIT, "OLIDv1.0/README.txt"),
+                "0ede30285b216c6679626be3746813d0975e18fd6f7aa6e659181d85614bedcd",
+            ),
+            PublicFile(
+                "olid-annotation.txt",
+                _gh(_OLID_REPO, _OLID_COMMIT, "OLIDv1.0/olid-annotation.txt"),
+                "0d34254051fad1b2d423627ceb775bd46a09287a0f78e52b3720e8c67416a2a7",
+            ),
         ),
         licence=(
             "No licence stated in the OLID README (cite Zampieri et al. 2019); hosting repo CC BY 4.0; tweet "
@@ -271,7 +321,7 @@ PUBLIC_SETS: dict[str, PublicSet] = {
             'and Target of Offensive Posts in Social Media." NAACL 2019.'
         ),
         label_mapping="NOT -> all toxicity attributes 0; OFF/TIN -> toxicity 1, insult 1; OFF/UNT -> "
-        "profanity 1, insult 0, threat 0, identity_attack 0, toxicity unknown.",
+        "toxicity 1, profanity 1, insult 0, threat 0, identity_attack 0.",
         sources=("olid",),
     ),
     "civil": PublicSet(
@@ -279,15 +329,21 @@ PUBLIC_SETS: dict[str, PublicSet] = {
         folder="civil-comments-sample",
         title="Civil Comments, a scored sample (news-site comments)",
         files=(
-            PublicFile("civil_comments.csv",
-                       _gh("refuel-ai/autolabel", "8ebbda14e4768449f4eee148dbebc83d8362bd7c",
-                           "examples/civil_comments.csv"),
-                       "62daa70b25880f4ccb49740d7217b3172d4a2c674db074afb245e0e84065e3fa", 1000),
+            PublicFile(
+                "civil_comments.csv",
+                _gh(
+                    "refuel-ai/autolabel",
+                    "8ebbda14e4768449f4eee148dbebc83d8362bd7c",
+                    "examples/civil_comments.csv",
+                ),
+                "62daa70b25880f4ccb49740d7217b3172d4a2c674db074afb245e0e84065e3fa",
+                1000,
+            ),
         ),
         licence="Civil Comments data CC0; hosting repo MIT.",
         citation=(
             'Borkan, D., Dixon, L., Sorensen, J., Thain, N., Vasserman, L. "Nuanced Metrics for Measuring '
-            'Unintended Bias with Real Data for Text Classification." WWW \'19 Companion, 2019.'
+            "Unintended Bias with Real Data for Text Classification.\" WWW '19 Companion, 2019."
         ),
         label_mapping="rater fraction >= 0.5 -> 1 else 0 for toxicity, severe_toxicity, insult, threat, "
         "identity_attack, obscene -> profanity; raw fractions kept in extra.",
@@ -336,8 +392,13 @@ def public_manifest(names: Iterable[str] | None = None) -> dict[str, dict[str, A
             "title": public.title,
             "folder": public.folder,
             "files": [
-                {"path": f.path, "url": f.url, "sha256": f.sha256, "rows": f.rows,
-                 **({"archive_member": f.archive_member} if f.archive_member else {})}
+                {
+                    "path": f.path,
+                    "url": f.url,
+                    "sha256": f.sha256,
+                    "rows": f.rows,
+                    **({"archive_member": f.archive_member} if f.archive_member else {}),
+                }
                 for f in public.files
             ],
             "licence": public.licence,
@@ -391,12 +452,14 @@ def _load_youtube(folder: Path) -> list[LabelledComment]:
         for line, row in _iter_csv_dicts(path, required=("COMMENT_ID", "AUTHOR", "CONTENT", "CLASS")):
             # DATE is deliberately not read: it is empty for every spam row of the Eminem file.
             spam = _parse_binary(row["CLASS"], path, line, "CLASS")
-            examples.append(LabelledComment(
-                comment=Comment(text=_strip_feff(row["CONTENT"]), name=row["AUTHOR"].strip()),
-                labels={"spam": spam},
-                source=f"youtube:{video}",
-                external_id=row["COMMENT_ID"],
-            ))
+            examples.append(
+                LabelledComment(
+                    comment=Comment(text=_strip_feff(row["CONTENT"]), name=row["AUTHOR"].strip()),
+                    labels={"spam": spam},
+                    source=f"youtube:{video}",
+                    external_id=row["COMMENT_ID"],
+                )
+            )
     return examples
 
 
@@ -410,10 +473,14 @@ def _load_sms(folder: Path) -> list[LabelledComment]:
         label, sep, text = text_line.rstrip("\r\n").partition("\t")
         if not sep or label not in ("ham", "spam"):
             raise DatasetError("expected 'ham<TAB>text' or 'spam<TAB>text'", path, line)
-        examples.append(LabelledComment(
-            comment=Comment(text=text.strip()), labels={"spam": float(label == "spam")},
-            source="sms", external_id=str(line),
-        ))
+        examples.append(
+            LabelledComment(
+                comment=Comment(text=text.strip()),
+                labels={"spam": float(label == "spam")},
+                source="sms",
+                external_id=str(line),
+            )
+        )
     return examples
 
 
@@ -428,22 +495,30 @@ def _load_wordpress(folder: Path) -> list[LabelledComment]:
             created_at = datetime.strptime(day, "%Y-%m-%d %I:%M %p")
         except (KeyError, ValueError):
             pass
-        examples.append(LabelledComment(
-            comment=Comment(
-                text=_fold_lines(row["Comment"]), name=row["Author"].strip(),
-                email=row["Email"].strip(), url=row["Website"].strip(),
-            ),
-            labels={"spam": 1.0},
-            source="wordpress",
-            external_id=row["Comment Number"].strip(),
-            created_at=created_at,
-        ))
+        examples.append(
+            LabelledComment(
+                comment=Comment(
+                    text=_fold_lines(row["Comment"]),
+                    name=row["Author"].strip(),
+                    email=row["Email"].strip(),
+                    url=row["Website"].strip(),
+                ),
+                labels={"spam": 1.0},
+                source="wordpress",
+                external_id=row["Comment Number"].strip(),
+                created_at=created_at,
+            )
+        )
     return examples
 
 
 _JIGSAW_MAP = {
-    "toxic": "toxicity", "severe_toxic": "severe_toxicity", "obscene": "profanity",
-    "threat": "threat", "insult": "insult", "identity_hate": "identity_attack",
+    "toxic": "toxicity",
+    "severe_toxic": "severe_toxicity",
+    "obscene": "profanity",
+    "threat": "threat",
+    "insult": "insult",
+    "identity_hate": "identity_attack",
 }
 
 
@@ -458,16 +533,25 @@ def _load_jigsaw(folder: Path) -> list[LabelledComment]:
                 continue
             seen.add(row["id"])
             labels = {attr: _parse_binary(row[col], path, line, col) for col, attr in _JIGSAW_MAP.items()}
-            examples.append(LabelledComment(
-                comment=Comment(text=row["comment_text"].strip()), labels=labels, source="jigsaw",
-                external_id=row["id"], extra={"file": fname},
-            ))
+            examples.append(
+                LabelledComment(
+                    comment=Comment(text=row["comment_text"].strip()),
+                    labels=labels,
+                    source="jigsaw",
+                    external_id=row["id"],
+                    extra={"file": fname},
+                )
+            )
     return examples
 
 
 _CIVIL_MAP = {
-    "toxicity": "toxicity", "severe_toxicity": "severe_toxicity", "insult": "insult", "threat": "threat",
-    "identity_attack": "identity_attack", "obscene": "profanity",
+    "toxicity": "toxicity",
+    "severe_toxicity": "severe_toxicity",
+    "insult": "insult",
+    "threat": "threat",
+    "identity_attack": "identity_attack",
+    "obscene": "profanity",
 }
 
 
@@ -483,10 +567,15 @@ def _load_civil(folder: Path) -> list[LabelledComment]:
             extra[f"{col}_fraction"] = row[col]
         if row.get("sexual_explicit"):
             extra["sexual_explicit_fraction"] = row["sexual_explicit"]
-        examples.append(LabelledComment(
-            comment=Comment(text=row["text"].strip()), labels=labels, source="civil",
-            external_id=str(line), extra=extra,
-        ))
+        examples.append(
+            LabelledComment(
+                comment=Comment(text=row["text"].strip()),
+                labels=labels,
+                source="civil",
+                external_id=str(line),
+                extra=extra,
+            )
+        )
     return examples
 
 
@@ -505,10 +594,15 @@ def _load_davidson(folder: Path) -> list[LabelledComment]:
         extra: dict[str, str] = {
             k: row[k] for k in ("count", "hate_speech", "offensive_language", "neither") if k in row
         }
-        examples.append(LabelledComment(
-            comment=Comment(text=row["tweet"].strip()), labels=dict(labels), source="davidson",
-            external_id=row.get("", str(line)), extra=extra,
-        ))
+        examples.append(
+            LabelledComment(
+                comment=Comment(text=row["tweet"].strip()),
+                labels=dict(labels),
+                source="davidson",
+                external_id=row.get("", str(line)),
+                extra=extra,
+            )
+        )
     return examples
 
 
@@ -532,10 +626,15 @@ def _load_olid(folder: Path) -> list[LabelledComment]:
         else:
             raise DatasetError(f"unexpected OLID labels subtask_a={a!r} subtask_b={b!r}", path, line)
         extra = {"subtask_a": a, "subtask_b": b, "subtask_c": row.get("subtask_c", "").strip()}
-        examples.append(LabelledComment(
-            comment=Comment(text=row["tweet"].strip()), labels=dict(labels), source="olid",
-            external_id=row["id"], extra=extra,
-        ))
+        examples.append(
+            LabelledComment(
+                comment=Comment(text=row["tweet"].strip()),
+                labels=dict(labels),
+                source="olid",
+                external_id=row["id"],
+                extra=extra,
+            )
+        )
     return examples
 
 
@@ -572,7 +671,8 @@ def _iter_text_lines(path: Path) -> Iterator[tuple[int, str]]:
                 raise DatasetError(
                     f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
                     "save the file as UTF-8",
-                    path, number,
+                    path,
+                    number,
                 ) from None
 
 
@@ -678,10 +778,18 @@ def _skipper(on_skip: SkipCallback | None) -> SkipCallback:
 #: Values of a ``label`` column. Words that name their attribute (spam/ham, toxic/non-toxic) fix it;
 #: neutral values (1/0, true/false, yes/no) use the file's label attribute (see :func:`load_csv`).
 LABEL_WORDS: dict[str, tuple[str | None, float]] = {
-    "spam": ("spam", 1.0), "ham": ("spam", 0.0), "not_spam": ("spam", 0.0), "not spam": ("spam", 0.0),
-    "toxic": ("toxicity", 1.0), "ok": ("toxicity", 0.0), "non-toxic": ("toxicity", 0.0),
-    "nontoxic": ("toxicity", 0.0), "not_toxic": ("toxicity", 0.0), "clean": ("toxicity", 0.0),
-    **{v: (None, 1.0) for v in _TRUE}, **{v: (None, 0.0) for v in _FALSE},
+    "spam": ("spam", 1.0),
+    "ham": ("spam", 0.0),
+    "not_spam": ("spam", 0.0),
+    "not spam": ("spam", 0.0),
+    "toxic": ("toxicity", 1.0),
+    "ok": ("toxicity", 0.0),
+    "non-toxic": ("toxicity", 0.0),
+    "nontoxic": ("toxicity", 0.0),
+    "not_toxic": ("toxicity", 0.0),
+    "clean": ("toxicity", 0.0),
+    **{v: (None, 1.0) for v in _TRUE},
+    **{v: (None, 0.0) for v in _FALSE},
 }
 
 
@@ -727,19 +835,24 @@ def _resolve_labels(
         attr = LABEL_WORDS[word][0]
         if attr is not None:
             named.setdefault(attr, raw.line or 0)
-            if label_attribute is not None and attr != label_attribute and not (
-                attr == "toxicity" and label_attribute != "spam"
+            if (
+                label_attribute is not None
+                and attr != label_attribute
+                and not (attr == "toxicity" and label_attribute != "spam")
             ):
                 raise DatasetError(
                     f"label {raw.label!r} names {attr!r}, but the label attribute is {label_attribute!r}",
-                    path, raw.line,
+                    path,
+                    raw.line,
                 )
     if label_attribute is None:
         if len(named) > 1:
             lines = sorted(named.values())
             raise DatasetError(
                 "the label column mixes spam/ham and toxic/ok values; use one task per file "
-                "or per-attribute columns", path, lines[-1],
+                "or per-attribute columns",
+                path,
+                lines[-1],
             )
         label_attribute = next(iter(named), "spam")
 
@@ -754,11 +867,16 @@ def _resolve_labels(
         if not labels:
             on_skip("no label", raw.line)
             continue
-        examples.append(LabelledComment(
-            comment=Comment(text=raw.text, name=raw.name, email=raw.email, url=raw.url),
-            labels=labels, source=source, external_id=raw.external_id, created_at=raw.created_at,
-            extra=raw.extra,
-        ))
+        examples.append(
+            LabelledComment(
+                comment=Comment(text=raw.text, name=raw.name, email=raw.email, url=raw.url),
+                labels=labels,
+                source=source,
+                external_id=raw.external_id,
+                created_at=raw.created_at,
+                extra=raw.extra,
+            )
+        )
     return examples
 
 
@@ -1024,13 +1142,15 @@ def load_disqus(
         created_at = None
         if fields.get("createdAt"):
             created_at = _parse_datetime(fields["createdAt"], path, None)
-        examples.append(LabelledComment(
-            comment=Comment(text=text, name=author.get("name", ""), email=author.get("email", "")),
-            labels={"spam": float(is_spam)},
-            source=source,
-            external_id=post_id,
-            created_at=created_at,
-        ))
+        examples.append(
+            LabelledComment(
+                comment=Comment(text=text, name=author.get("name", ""), email=author.get("email", "")),
+                labels={"spam": float(is_spam)},
+                source=source,
+                external_id=post_id,
+                created_at=created_at,
+            )
+        )
     return examples
 
 

@@ -90,9 +90,7 @@ def split_holdout(
 # --------------------------------------------------------------------------------------------------
 
 
-def expected_calibration_error(
-    y_true: ArrayLike, y_prob: ArrayLike, bins: int = ECE_BINS
-) -> float:
+def expected_calibration_error(y_true: ArrayLike, y_prob: ArrayLike, bins: int = ECE_BINS) -> float:
     """ECE: the sample-weighted mean gap between mean score and positive rate over equal-width bins."""
     y = np.asarray(y_true, dtype=float)
     p = np.clip(np.asarray(y_prob, dtype=float), 0.0, 1.0)
@@ -134,9 +132,7 @@ class ThresholdMetrics:
     f1: float
 
 
-def metrics_at_threshold(
-    y_true: ArrayLike, y_prob: ArrayLike, threshold: float
-) -> ThresholdMetrics:
+def metrics_at_threshold(y_true: ArrayLike, y_prob: ArrayLike, threshold: float) -> ThresholdMetrics:
     """Precision, recall and F1 of the rule ``score >= threshold``."""
     y = np.asarray(y_true, dtype=float) >= 0.5
     flagged = np.asarray(y_prob, dtype=float) >= threshold
@@ -200,10 +196,12 @@ class Baseline:
     """
 
     def __init__(self) -> None:
-        self.vectoriser = FeatureUnion([
-            ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
-            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
-        ])
+        self.vectoriser = FeatureUnion(
+            [
+                ("word", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)),
+                ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
+            ]
+        )
         self.classifiers: dict[str, LogisticRegression] = {}
 
     def fit(self, examples: Sequence[LabelledComment], attributes: Iterable[str]) -> Baseline:
@@ -268,8 +266,9 @@ def fold_test_examples(examples: Sequence[LabelledComment], fold: Fold) -> list[
         if e.source not in fold.test_sources:
             continue
         if e.source in fold.ham_sources and "spam" not in e.labels:
-            e = LabelledComment(e.comment, {**e.labels, "spam": 0.0}, e.source, e.external_id, e.created_at,
-                                e.weight, e.extra)
+            e = LabelledComment(
+                e.comment, {**e.labels, "spam": 0.0}, e.source, e.external_id, e.created_at, e.weight, e.extra
+            )
         test.append(e)
     return test
 
@@ -318,7 +317,10 @@ class FoldResult:
 
 
 def score_attributes(
-    name: str, examples: Sequence[LabelledComment], scores: np.ndarray, attributes: Iterable[str],
+    name: str,
+    examples: Sequence[LabelledComment],
+    scores: np.ndarray,
+    attributes: Iterable[str],
     min_class_count: int = 0,
 ) -> dict[str, Scored]:
     """Metrics for each attribute the examples carry (and the scores cover)."""
@@ -338,7 +340,7 @@ def score_attributes(
 
 
 def predict_in_batches(scorer: Scorer, comments: Sequence[Comment], batch_size: int = 2048) -> np.ndarray:
-    parts = [np.asarray(scorer(comments[i:i + batch_size])) for i in range(0, len(comments), batch_size)]
+    parts = [np.asarray(scorer(comments[i : i + batch_size])) for i in range(0, len(comments), batch_size)]
     return np.vstack(parts) if parts else np.zeros((0, len(ATTRIBUTES)))
 
 
@@ -383,8 +385,9 @@ def evaluate_folds(
         comments = [e.comment for e in test]
         started = time.perf_counter()
         ours_scorer = train_ours(train, fold)
-        ours = score_attributes(fold.name, test, predict_in_batches(ours_scorer, comments), fold.attributes,
-                                MIN_CLASS_COUNT)
+        ours = score_attributes(
+            fold.name, test, predict_in_batches(ours_scorer, comments), fold.attributes, MIN_CLASS_COUNT
+        )
         seconds_ours = time.perf_counter() - started
         baseline: dict[str, Scored] = {}
         started = time.perf_counter()
@@ -394,8 +397,14 @@ def evaluate_folds(
             model = Baseline().fit(task_train, wanted)
             baseline = score_attributes(fold.name, test, predict_in_batches(model.predict, comments), wanted)
         seconds_baseline = time.perf_counter() - started
-        logger.info("fold=%s train=%d test=%d ours_s=%.1f baseline_s=%.1f", fold.name, len(train), len(test),
-                    seconds_ours, seconds_baseline)
+        logger.info(
+            "fold=%s train=%d test=%d ours_s=%.1f baseline_s=%.1f",
+            fold.name,
+            len(train),
+            len(test),
+            seconds_ours,
+            seconds_baseline,
+        )
         results.append(FoldResult(fold, ours, baseline, len(train), seconds_ours, seconds_baseline))
     return results
 
@@ -426,34 +435,79 @@ def _threshold_cells(m: AttributeMetrics) -> list[str]:
 
 
 def per_source_table(results: Sequence[Scored]) -> list[str]:
-    header = ["source", "attribute", "n", "pos", "ROC AUC", "AP", "ECE", "P@hold", "R@hold", "F1@hold",
-              "P@reject", "R@reject", "F1@reject"]
+    header = [
+        "source",
+        "attribute",
+        "n",
+        "pos",
+        "ROC AUC",
+        "AP",
+        "ECE",
+        "P@hold",
+        "R@hold",
+        "F1@hold",
+        "P@reject",
+        "R@reject",
+        "F1@reject",
+    ]
     rows = []
     for s in results:
         m = s.metrics
-        rows.append([s.name, m.attribute, str(m.n), str(m.positives), _fmt(m.roc_auc),
-                     _fmt(m.average_precision), _fmt(m.ece), *_threshold_cells(m)])
+        rows.append(
+            [
+                s.name,
+                m.attribute,
+                str(m.n),
+                str(m.positives),
+                _fmt(m.roc_auc),
+                _fmt(m.average_precision),
+                _fmt(m.ece),
+                *_threshold_cells(m),
+            ]
+        )
     return _table(header, rows)
 
 
 def loso_table(results: Sequence[FoldResult]) -> list[str]:
-    header = ["held out", "attribute", "n", "pos", "AUC ours", "AUC base", "AP ours", "AP base",
-              "F1@hold ours", "F1@hold base", "R@hold ours", "R@hold base", "ECE ours", "ECE base"]
+    header = [
+        "held out",
+        "attribute",
+        "n",
+        "pos",
+        "AUC ours",
+        "AUC base",
+        "AP ours",
+        "AP base",
+        "F1@hold ours",
+        "F1@hold base",
+        "R@hold ours",
+        "R@hold base",
+        "ECE ours",
+        "ECE base",
+    ]
     rows = []
     for r in results:
         for attribute, ours in r.ours.items():
             o, b = ours.metrics, r.baseline.get(attribute)
             bm = b.metrics if b else None
-            rows.append([
-                r.fold.name, attribute, str(o.n), str(o.positives),
-                _bold_better(o.roc_auc, bm.roc_auc if bm else None),
-                _fmt(bm.roc_auc) if bm else "–",
-                _bold_better(o.average_precision, bm.average_precision if bm else None),
-                _fmt(bm.average_precision) if bm else "–",
-                _fmt(o.at["hold"].f1), _fmt(bm.at["hold"].f1) if bm else "–",
-                _fmt(o.at["hold"].recall), _fmt(bm.at["hold"].recall) if bm else "–",
-                _fmt(o.ece), _fmt(bm.ece) if bm else "–",
-            ])
+            rows.append(
+                [
+                    r.fold.name,
+                    attribute,
+                    str(o.n),
+                    str(o.positives),
+                    _bold_better(o.roc_auc, bm.roc_auc if bm else None),
+                    _fmt(bm.roc_auc) if bm else "–",
+                    _bold_better(o.average_precision, bm.average_precision if bm else None),
+                    _fmt(bm.average_precision) if bm else "–",
+                    _fmt(o.at["hold"].f1),
+                    _fmt(bm.at["hold"].f1) if bm else "–",
+                    _fmt(o.at["hold"].recall),
+                    _fmt(bm.at["hold"].recall) if bm else "–",
+                    _fmt(o.ece),
+                    _fmt(bm.ece) if bm else "–",
+                ]
+            )
     return _table(header, rows)
 
 
@@ -525,7 +579,7 @@ def write_plots(out_dir: Path, per_source: Sequence[Scored], folds: Sequence[Fol
             ax.set_ylim(0, 1)
             ax.set_xlabel("mean score", fontsize=8)
             ax.set_ylabel("positive rate", fontsize=8)
-        for ax in list(axes.flat)[len(attributes):]:
+        for ax in list(axes.flat)[len(attributes) :]:
             ax.axis("off")
         fig.suptitle("Reliability (held-out rows, all sources pooled)")
         fig.tight_layout()
@@ -550,7 +604,7 @@ def write_plots(out_dir: Path, per_source: Sequence[Scored], folds: Sequence[Fol
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1.02)
             ax.legend(fontsize=7, loc="lower left")
-        for ax in list(axes.flat)[len(task_folds):]:
+        for ax in list(axes.flat)[len(task_folds) :]:
             ax.axis("off")
         fig.suptitle(f"Leave-one-source-out precision-recall, {task}")
         fig.tight_layout()
@@ -596,48 +650,87 @@ def write_report(
         "",
         f"- Model: `{context.model_version}`",
         f"- Command: `{context.command}`",
-        f"- Data: `{context.data_dir}`; created {created}" + (" — **quick run (subsampled)**" if context.quick
-                                                              else ""),
+        f"- Data: `{context.data_dir}`; created {created}"
+        + (" — **quick run (subsampled)**" if context.quick else ""),
         "- Policy thresholds: spam hold >= 0.5, reject >= 0.97; toxicity attributes hold >= 0.6. "
         f"ECE over {ECE_BINS} equal-width bins. Labels binarised at 0.5.",
         "",
     ]
     if folds:
         summary = loso_summary(folds)
-        lines += ["## Leave one source out: ours vs the baseline recipe", "",
-                  "Each row trains on every other source and tests on the one left out. The baseline is the "
-                  "issue's reference recipe (word 1-2-gram + char_wb 2-5-gram TF-IDF, sublinear tf, "
-                  "LogisticRegression(C=4, class_weight=balanced), text only) on the same split. "
-                  "Bold: ours beats the baseline. WordPress has no ham, so its fold pairs WordPress spam "
-                  "with Civil Comments (news-site reader comments) as ham; both are kept out of training. An "
-                  f"attribute is scored when the left-out source has >= {MIN_CLASS_COUNT} positives and "
-                  "negatives for it."
-                  + (f" The folds use at most {context.loso_cap:,} examples per source (a fixed random "
-                     "sample) to fit the time budget." if context.loso_cap else ""), ""]
+        lines += [
+            "## Leave one source out: ours vs the baseline recipe",
+            "",
+            "Each row trains on every other source and tests on the one left out. The baseline is the "
+            "issue's reference recipe (word 1-2-gram + char_wb 2-5-gram TF-IDF, sublinear tf, "
+            "LogisticRegression(C=4, class_weight=balanced), text only) on the same split. "
+            "Bold: ours beats the baseline. WordPress has no ham, so its fold pairs WordPress spam "
+            "with Civil Comments (news-site reader comments) as ham; both are kept out of training. An "
+            f"attribute is scored when the left-out source has >= {MIN_CLASS_COUNT} positives and "
+            "negatives for it."
+            + (
+                f" The folds use at most {context.loso_cap:,} examples per source (a fixed random "
+                "sample) to fit the time budget."
+                if context.loso_cap
+                else ""
+            ),
+            "",
+        ]
         lines += _table(
-            ["task/attribute", "folds", "mean AUC ours", "mean AUC base", "mean AP ours", "mean AP base",
-             "folds won (AUC)"],
-            ([key, str(v["folds"]), _fmt(v["auc_ours"]), _fmt(v["auc_baseline"]), _fmt(v["ap_ours"]),
-              _fmt(v["ap_baseline"]), f"{v['auc_wins']}/{v['folds']}"] for key, v in summary.items()),
+            [
+                "task/attribute",
+                "folds",
+                "mean AUC ours",
+                "mean AUC base",
+                "mean AP ours",
+                "mean AP base",
+                "folds won (AUC)",
+            ],
+            (
+                [
+                    key,
+                    str(v["folds"]),
+                    _fmt(v["auc_ours"]),
+                    _fmt(v["auc_baseline"]),
+                    _fmt(v["ap_ours"]),
+                    _fmt(v["ap_baseline"]),
+                    f"{v['auc_wins']}/{v['folds']}",
+                ]
+                for key, v in summary.items()
+            ),
         )
         lines += ["", *loso_table(folds), ""]
-        lines += ["Training rows and time per fold: " + "; ".join(
-            f"{r.fold.name} {r.train_rows} rows, ours {r.seconds_ours:.0f}s, "
-            f"baseline {r.seconds_baseline:.0f}s"
-            for r in folds) + ".", ""]
+        lines += [
+            "Training rows and time per fold: "
+            + "; ".join(
+                f"{r.fold.name} {r.train_rows} rows, ours {r.seconds_ours:.0f}s, "
+                f"baseline {r.seconds_baseline:.0f}s"
+                for r in folds
+            )
+            + ".",
+            "",
+        ]
     if per_source:
         if context.holdout_excluded_from_training is True:
             caveat = "The model was trained without these rows: out-of-sample figures within each source."
         elif context.holdout_excluded_from_training is False:
-            caveat = ("**The model was trained on these rows too: in-sample, optimistic figures.** Read the "
-                      "leave-one-source-out table for generalisation.")
+            caveat = (
+                "**The model was trained on these rows too: in-sample, optimistic figures.** Read the "
+                "leave-one-source-out table for generalisation."
+            )
         else:
-            caveat = ("If the model was trained on these rows too, the figures are in-sample and optimistic; "
-                      "the leave-one-source-out table is the honest estimate.")
-        lines += ["## Per source, held-out rows", "",
-                  f"The active model on the {HOLDOUT_FRACTION:.0%} of each source picked by `split_holdout` "
-                  f"(sha256 of the text). {caveat} `wordpress+civil` scores WordPress spam against Civil "
-                  "Comments as ham.", ""]
+            caveat = (
+                "If the model was trained on these rows too, the figures are in-sample and optimistic; "
+                "the leave-one-source-out table is the honest estimate."
+            )
+        lines += [
+            "## Per source, held-out rows",
+            "",
+            f"The active model on the {HOLDOUT_FRACTION:.0%} of each source picked by `split_holdout` "
+            f"(sha256 of the text). {caveat} `wordpress+civil` scores WordPress spam against Civil "
+            "Comments as ham.",
+            "",
+        ]
         lines += [*per_source_table(per_source), ""]
     if plots:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in plots] + [""]
@@ -666,17 +759,33 @@ SPAM_FOLD_TOXICITY_ROWS = 1500
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m classifier evaluate``."""
-    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"),
-                        help="folder with the public data sets (default: ../shared/data)")
-    parser.add_argument("--registry", type=Path, default=Path("var/models"),
-                        help="model registry folder (default: var/models)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("../shared/data"),
+        help="folder with the public data sets (default: ../shared/data)",
+    )
+    parser.add_argument(
+        "--registry",
+        type=Path,
+        default=Path("var/models"),
+        help="model registry folder (default: var/models)",
+    )
     parser.add_argument("--model", default=None, help="model version to evaluate (default: the active one)")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports/)")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"subsample to {QUICK_PER_SOURCE} examples per source for a fast run")
-    parser.add_argument("--max-per-source", type=int, default=None, metavar="N",
-                        help="leave-one-source-out folds use at most N examples of each source "
-                             "(a fixed random sample); per-source figures still use every held-out row")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"subsample to {QUICK_PER_SOURCE} examples per source for a fast run",
+    )
+    parser.add_argument(
+        "--max-per-source",
+        type=int,
+        default=None,
+        metavar="N",
+        help="leave-one-source-out folds use at most N examples of each source "
+        "(a fixed random sample); per-source figures still use every held-out row",
+    )
     parser.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out folds")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline recipe")
 
@@ -749,18 +858,36 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
 
         folds = evaluate_folds(loso_examples, train_ours, progress=True, run_baseline=not args.no_baseline)
 
-    command = "python -m classifier evaluate" + "".join(
-        f" {flag} {value}" for flag, value in (("--data-dir", args.data_dir), ("--registry", args.registry),
-                                               ("--model", args.model), ("--out", args.out)) if value
-    ) + (" --quick" if args.quick else "") + (
-        f" --max-per-source {args.max_per_source}" if args.max_per_source and not args.quick else "") + (
-        " --no-loso" if args.no_loso else "") + (
-        " --no-baseline" if args.no_baseline else "")
-    context = ReportContext(version, command, str(args.data_dir), quick=args.quick,
-                            holdout_excluded_from_training=holdout_excluded, loso_cap=cap)
+    command = (
+        "python -m classifier evaluate"
+        + "".join(
+            f" {flag} {value}"
+            for flag, value in (
+                ("--data-dir", args.data_dir),
+                ("--registry", args.registry),
+                ("--model", args.model),
+                ("--out", args.out),
+            )
+            if value
+        )
+        + (" --quick" if args.quick else "")
+        + (f" --max-per-source {args.max_per_source}" if args.max_per_source and not args.quick else "")
+        + (" --no-loso" if args.no_loso else "")
+        + (" --no-baseline" if args.no_baseline else "")
+    )
+    context = ReportContext(
+        version,
+        command,
+        str(args.data_dir),
+        quick=args.quick,
+        holdout_excluded_from_training=holdout_excluded,
+        loso_cap=cap,
+    )
     path = write_report(args.out, context, per_source, folds)
     print(f"wrote {path}")
     for key, value in loso_summary(folds).items():
-        print(f"{key}: AUC ours {value['auc_ours']:.3f} vs baseline {value['auc_baseline']:.3f} "
-              f"(won {value['auc_wins']}/{value['folds']} folds)")
+        print(
+            f"{key}: AUC ours {value['auc_ours']:.3f} vs baseline {value['auc_baseline']:.3f} "
+            f"(won {value['auc_wins']}/{value['folds']} folds)"
+        )
     return 0

@@ -80,7 +80,7 @@ def connect(database_url: str) -> Engine:
     url = database_url
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):  # the service installs psycopg 3, not psycopg2
-            url = "postgresql+psycopg://" + url[len(prefix):]
+            url = "postgresql+psycopg://" + url[len(prefix) :]
     try:
         if url.startswith("sqlite"):
             engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
@@ -88,12 +88,15 @@ def connect(database_url: str) -> Engine:
             engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
         has_table = inspect(engine).has_table("labels")
     except (SQLAlchemyError, ValueError, ImportError) as err:
-        raise LabelStoreError(f"cannot open the label store {_redact(database_url)}: "
-                              f"{str(err).splitlines()[0]}") from None
+        raise LabelStoreError(
+            f"cannot open the label store {_redact(database_url)}: {str(err).splitlines()[0]}"
+        ) from None
     if not has_table:
         engine.dispose()
-        raise LabelStoreError(f"{_redact(database_url)} has no labels table; start the service once "
-                              "(it creates the schema) or pass --database-url")
+        raise LabelStoreError(
+            f"{_redact(database_url)} has no labels table; start the service once "
+            "(it creates the schema) or pass --database-url"
+        )
     return engine
 
 
@@ -142,8 +145,13 @@ class ImportReport:
         return sum(self.skipped.values())
 
 
-def import_examples(engine: Engine, examples: Sequence[LabelledComment], kind: str,
-                    report: ImportReport | None = None, progress: bool = False) -> ImportReport:
+def import_examples(
+    engine: Engine,
+    examples: Sequence[LabelledComment],
+    kind: str,
+    report: ImportReport | None = None,
+    progress: bool = False,
+) -> ImportReport:
     """Append ``examples`` as labels with source ``import:<kind>``, skipping duplicates.
 
     A row is a duplicate when its external id or its text hash is already in the store (any source) or
@@ -170,32 +178,42 @@ def import_examples(engine: Engine, examples: Sequence[LabelledComment], kind: s
         if external_id is not None:
             seen_ids.add(external_id)
         seen_hashes.add(hashed)
-        rows.append({
-            "source": f"import:{kind}",
-            "decision": decision_for(labels),
-            "labels": labels,
-            "text": example.comment.text,
-            "text_hash": hashed,
-            "author_name": example.comment.name[:200] or None,
-            "author_email": example.comment.email[:320] or None,
-            "author_url": example.comment.url[:2000] or None,
-            "external_id": external_id[:200] if external_id else None,
-            "actor": f"import:{kind}",
-            "created_at": utc(example.created_at) or datetime.now(UTC),
-        })
+        rows.append(
+            {
+                "source": f"import:{kind}",
+                "decision": decision_for(labels),
+                "labels": labels,
+                "text": example.comment.text,
+                "text_hash": hashed,
+                "author_name": example.comment.name[:200] or None,
+                "author_email": example.comment.email[:320] or None,
+                "author_url": example.comment.url[:2000] or None,
+                "external_id": external_id[:200] if external_id else None,
+                "actor": f"import:{kind}",
+                "created_at": utc(example.created_at) or datetime.now(UTC),
+            }
+        )
     bar = tqdm(total=len(rows), desc="import", unit="row", disable=not progress)
     try:
         with engine.begin() as connection:
             for start in range(0, len(rows), CHUNK):
-                chunk = rows[start:start + CHUNK]
+                chunk = rows[start : start + CHUNK]
                 ids = [r["external_id"] for r in chunk if r["external_id"]]
                 hashes = [r["text_hash"] for r in chunk]
-                known_ids = set(connection.scalars(
-                    select(labels_table.c.external_id).where(labels_table.c.external_id.in_(ids))
-                )) if ids else set()
-                known_hashes = set(connection.scalars(
-                    select(labels_table.c.text_hash).where(labels_table.c.text_hash.in_(hashes))
-                ))
+                known_ids = (
+                    set(
+                        connection.scalars(
+                            select(labels_table.c.external_id).where(labels_table.c.external_id.in_(ids))
+                        )
+                    )
+                    if ids
+                    else set()
+                )
+                known_hashes = set(
+                    connection.scalars(
+                        select(labels_table.c.text_hash).where(labels_table.c.text_hash.in_(hashes))
+                    )
+                )
                 fresh = []
                 for row in chunk:
                     if row["external_id"] and row["external_id"] in known_ids:
@@ -234,15 +252,19 @@ class SiteLabel:
     source: str
 
 
-def load_site_labels(engine: Engine, weight: float = 1.0,
-                     where: Callable[[Any], Any] | None = None) -> list[SiteLabel]:
+def load_site_labels(
+    engine: Engine, weight: float = 1.0, where: Callable[[Any], Any] | None = None
+) -> list[SiteLabel]:
     """Every distinct labelled text, oldest first, as training examples with ``created_at`` and ``weight``.
 
     Rows are append-only and a changed mind is a newer row, so for each text hash the newest row is
     the label; when that row has no labels (an ``undo``) the text is unlabelled.
     """
-    query = select(labels_table).where(labels_table.c.text.is_not(None)).order_by(
-        labels_table.c.created_at, labels_table.c.id)
+    query = (
+        select(labels_table)
+        .where(labels_table.c.text.is_not(None))
+        .order_by(labels_table.c.created_at, labels_table.c.id)
+    )
     if where is not None:
         query = query.where(where(labels_table.c))
     try:
@@ -257,20 +279,28 @@ def load_site_labels(engine: Engine, weight: float = 1.0,
         newest[hashed] = row
     out: list[SiteLabel] = []
     for hashed, row in newest.items():
-        labels = {a: float(v) for a, v in (row["labels"] or {}).items()
-                  if a in ATTRIBUTES and v is not None}
+        labels = {a: float(v) for a, v in (row["labels"] or {}).items() if a in ATTRIBUTES and v is not None}
         if not labels or not (row["text"] or "").strip():
             continue
         created = utc(row["created_at"]) or datetime.now(UTC)
         example = LabelledComment(
-            Comment(row["text"], name=row["author_name"] or "", email=row["author_email"] or "",
-                    url=row["author_url"] or ""),
-            labels, source=f"site:{row['source']}", external_id=row["external_id"], created_at=created,
-            weight=weight, extra={"label_id": str(row["id"])},
+            Comment(
+                row["text"],
+                name=row["author_name"] or "",
+                email=row["author_email"] or "",
+                url=row["author_url"] or "",
+            ),
+            labels,
+            source=f"site:{row['source']}",
+            external_id=row["external_id"],
+            created_at=created,
+            weight=weight,
+            extra={"label_id": str(row["id"])},
         )
         scores = row["scores_at_time"] if isinstance(row["scores_at_time"], dict) else None
-        out.append(SiteLabel(int(row["id"]), hashed, created, example, scores, row["decision"],
-                             row["source"]))
+        out.append(
+            SiteLabel(int(row["id"]), hashed, created, example, scores, row["decision"], row["source"])
+        )
     out.sort(key=lambda s: (s.created_at, s.id))
     return out
 

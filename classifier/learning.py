@@ -71,8 +71,12 @@ def load_frozen(registry_root: Path) -> FrozenSet | None:
     if not path.is_file():
         return None
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return FrozenSet(frozenset(int(i) for i in raw["label_ids"]), frozenset(raw["text_hashes"]),
-                     raw.get("created_at", ""), dict(raw.get("strata", {})))
+    return FrozenSet(
+        frozenset(int(i) for i in raw["label_ids"]),
+        frozenset(raw["text_hashes"]),
+        raw.get("created_at", ""),
+        dict(raw.get("strata", {})),
+    )
 
 
 def ensure_frozen(registry_root: Path, labels: Sequence[SiteLabel], seed: int = 13) -> FrozenSet | None:
@@ -90,17 +94,29 @@ def ensure_frozen(registry_root: Path, labels: Sequence[SiteLabel], seed: int = 
         members = sorted(by_stratum[name], key=lambda s: s.id)
         take = max(2 if len(members) >= 4 else 0, round(size * len(members) / len(labels)))
         chosen.extend(rng.sample(members, min(take, len(members) // 2)))
-    frozen = FrozenSet(frozenset(s.id for s in chosen), frozenset(s.text_hash for s in chosen),
-                       datetime.now(UTC).isoformat(timespec="seconds"),
-                       dict(Counter(stratum(s.example.labels) for s in chosen)))
+    frozen = FrozenSet(
+        frozenset(s.id for s in chosen),
+        frozenset(s.text_hash for s in chosen),
+        datetime.now(UTC).isoformat(timespec="seconds"),
+        dict(Counter(stratum(s.example.labels) for s in chosen)),
+    )
     path = Path(registry_root)
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / f".{FROZEN_FILE}.tmp"
-    tmp.write_text(json.dumps({
-        "created_at": frozen.created_at, "strata": frozen.strata,
-        "label_ids": sorted(frozen.label_ids), "text_hashes": sorted(frozen.text_hashes),
-        "note": "drawn once; never trained on; new labels never join it",
-    }, indent=1) + "\n", encoding="utf-8")
+    tmp.write_text(
+        json.dumps(
+            {
+                "created_at": frozen.created_at,
+                "strata": frozen.strata,
+                "label_ids": sorted(frozen.label_ids),
+                "text_hashes": sorted(frozen.text_hashes),
+                "note": "drawn once; never trained on; new labels never join it",
+            },
+            indent=1,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     tmp.replace(path / FROZEN_FILE)
     logger.info("frozen evaluation set drawn labels=%d strata=%s", len(chosen), frozen.strata)
     return frozen
@@ -114,14 +130,18 @@ class SiteSplit:
     recent_from: datetime | None
 
 
-def split_site_labels(labels: Sequence[SiteLabel], frozen: FrozenSet | None,
-                      recent_fraction: float = RECENT_FRACTION,
-                      recent_from: datetime | None = None) -> SiteSplit:
+def split_site_labels(
+    labels: Sequence[SiteLabel],
+    frozen: FrozenSet | None,
+    recent_fraction: float = RECENT_FRACTION,
+    recent_from: datetime | None = None,
+) -> SiteSplit:
     """Frozen labels aside; of the rest, the newest ``recent_fraction`` (or those from ``recent_from``)
     is the recent set and the older ones are for training."""
     frozen_rows = [s for s in labels if frozen is not None and frozen.contains(s)]
-    rest = sorted((s for s in labels if frozen is None or not frozen.contains(s)),
-                  key=lambda s: (s.created_at, s.id))
+    rest = sorted(
+        (s for s in labels if frozen is None or not frozen.contains(s)), key=lambda s: (s.created_at, s.id)
+    )
     if recent_from is None:
         n_recent = int(round(len(rest) * recent_fraction))
         if n_recent == 0:
@@ -132,9 +152,9 @@ def split_site_labels(labels: Sequence[SiteLabel], frozen: FrozenSet | None,
     return SiteSplit(train_rows, recent, frozen_rows, recent_from)
 
 
-def public_split(public: Sequence[LabelledComment],
-                 per_source: int = PUBLIC_HOLDOUT_PER_SOURCE) -> tuple[list[LabelledComment],
-                                                                      list[LabelledComment]]:
+def public_split(
+    public: Sequence[LabelledComment], per_source: int = PUBLIC_HOLDOUT_PER_SOURCE
+) -> tuple[list[LabelledComment], list[LabelledComment]]:
     """(train, held-out sample): the public sets' held-out split, capped per source deterministically."""
     train_rows, holdout = split_holdout(public)
     by_source: dict[str, list[LabelledComment]] = defaultdict(list)
@@ -180,7 +200,7 @@ def train_candidate(
             "trained_until": max((s.created_at for s in split.train), default=None),
             "weight": site_weight,
             "weighting": f"site labels form one source group 'site' whose total weight is {site_weight:g}x "
-                         "that of each public source group",
+            "that of each public source group",
             "trained_strata": dict(Counter(stratum(s.example.labels) for s in split.train)),
             "frozen_set": FROZEN_FILE if frozen is not None else None,
         },
@@ -190,8 +210,13 @@ def train_candidate(
     }
     card.update(card_extra or {})
     version = registry.save(model, card_extra=card)
-    logger.info("candidate model=%s site_trained=%d recent=%d frozen=%d", version, len(split.train),
-                len(split.recent), len(split.frozen))
+    logger.info(
+        "candidate model=%s site_trained=%d recent=%d frozen=%d",
+        version,
+        len(split.train),
+        len(split.recent),
+        len(split.frozen),
+    )
     return Candidate(version, model, split, public_holdout)
 
 
@@ -216,9 +241,15 @@ def recent_from_card(card: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def evaluate_versions(registry: Registry, candidate: str, site_labels: Sequence[SiteLabel],
-                      public_holdout: Sequence[LabelledComment], config: GuardConfig | None = None,
-                      active: str | None = None, candidate_model: Model | None = None) -> GuardResult:
+def evaluate_versions(
+    registry: Registry,
+    candidate: str,
+    site_labels: Sequence[SiteLabel],
+    public_holdout: Sequence[LabelledComment],
+    config: GuardConfig | None = None,
+    active: str | None = None,
+    candidate_model: Model | None = None,
+) -> GuardResult:
     """Run the guard for ``candidate`` against ``active`` (default: the registry's active version).
 
     The recent set is the site labels from the candidate's ``recent_from`` on (those it never saw), or
@@ -229,22 +260,42 @@ def evaluate_versions(registry: Registry, candidate: str, site_labels: Sequence[
     active_model = registry.load(active) if active and active != candidate else None
     frozen = load_frozen(registry.root)
     split = split_site_labels(site_labels, frozen, recent_from=recent_from_card(candidate_model.card))
-    result = promotion.guard(candidate_model, active_model, [s.example for s in split.frozen],
-                             public_holdout, [s.example for s in split.recent], config)
+    result = promotion.guard(
+        candidate_model,
+        active_model,
+        [s.example for s in split.frozen],
+        public_holdout,
+        [s.example for s in split.recent],
+        config,
+    )
     if active == candidate:
         result.reasons.append(f"{candidate} is already the active version")
         result.passed = False
     return result
 
 
-def promote_if_better(registry: Registry, candidate: str, site_labels: Sequence[SiteLabel],
-                      public_holdout: Sequence[LabelledComment], reports_dir: Path,
-                      config: GuardConfig | None = None, force: bool = False, action: str = "automatic",
-                      candidate_model: Model | None = None) -> Outcome:
+def promote_if_better(
+    registry: Registry,
+    candidate: str,
+    site_labels: Sequence[SiteLabel],
+    public_holdout: Sequence[LabelledComment],
+    reports_dir: Path,
+    config: GuardConfig | None = None,
+    force: bool = False,
+    action: str = "automatic",
+    candidate_model: Model | None = None,
+) -> Outcome:
     """Guard, report, and activate ``candidate`` when the guard passes (or ``force``)."""
     active_before = registry.active_version()
-    result = evaluate_versions(registry, candidate, site_labels, public_holdout, config,
-                               active=active_before, candidate_model=candidate_model)
+    result = evaluate_versions(
+        registry,
+        candidate,
+        site_labels,
+        public_holdout,
+        config,
+        active=active_before,
+        candidate_model=candidate_model,
+    )
     promote = (result.passed or force) and active_before != candidate
     label = f"{action}: " + ("promoted" if promote else "kept as candidate")
     if promote and not result.passed:
@@ -252,6 +303,12 @@ def promote_if_better(registry: Registry, candidate: str, site_labels: Sequence[
     path = promotion.write_report(result, reports_dir, label, config)
     if promote:
         registry.activate(candidate)
-    logger.info("promotion candidate=%s active_before=%s passed=%s promoted=%s report=%s", candidate,
-                active_before, result.passed, promote, path)
+    logger.info(
+        "promotion candidate=%s active_before=%s passed=%s promoted=%s report=%s",
+        candidate,
+        active_before,
+        result.passed,
+        promote,
+        path,
+    )
     return Outcome(candidate, active_before, promote, result, path)

@@ -61,8 +61,9 @@ class Score:
 class Model:
     """The spam pipeline and the multi-output toxicity pipeline, plus version and card."""
 
-    def __init__(self, spam: Pipeline, toxicity: Pipeline, version: str = "unsaved",
-                 card: dict[str, Any] | None = None):
+    def __init__(
+        self, spam: Pipeline, toxicity: Pipeline, version: str = "unsaved", card: dict[str, Any] | None = None
+    ):
         self.spam = spam
         self.toxicity = toxicity
         # The two pipelines are trained with one shared vectoriser; keep it shared after loading too,
@@ -118,13 +119,26 @@ class Model:
                 hot = [j for j in range(len(ATTRIBUTES)) if probabilities[i, j] >= REASON_THRESHOLD]
                 if hot:
                     start, stop = features.indptr[i], features.indptr[i + 1]
-                    reasons = self._reasons(comment, normalized[i], features.indices[start:stop],
-                                            features.data[start:stop], heads, hot)
+                    reasons = self._reasons(
+                        comment,
+                        normalized[i],
+                        features.indices[start:stop],
+                        features.data[start:stop],
+                        heads,
+                        hot,
+                    )
             scores.append(Score(values, reasons, self.version))
         return scores
 
-    def _reasons(self, comment: Comment, normalized: Any, columns: np.ndarray, values: np.ndarray,
-                 heads: list[Any], attributes: list[int]) -> list[Reason]:
+    def _reasons(
+        self,
+        comment: Comment,
+        normalized: Any,
+        columns: np.ndarray,
+        values: np.ndarray,
+        heads: list[Any],
+        attributes: list[int],
+    ) -> list[Reason]:
         vectorizer = self.vectorizer
         meta_offset = vectorizer.n_word + vectorizer.n_char
         # Only the strongest columns can make the top few reasons (char n-grams add up per word).

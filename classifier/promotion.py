@@ -47,7 +47,8 @@ class GuardConfig:
     min_recent_labels: int = MIN_RECENT_LABELS
     #: Hold threshold per attribute (defaults: the service's policy defaults).
     hold_thresholds: dict[str, float] = field(
-        default_factory=lambda: {a: t["hold"] for a, t in POLICY_THRESHOLDS.items()})
+        default_factory=lambda: {a: t["hold"] for a, t in POLICY_THRESHOLDS.items()}
+    )
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,9 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1])) if len(y) else float("nan")
 
 
-def compare_part(part: str, examples: Sequence[LabelledComment], active: Model, candidate: Model,
-                 config: GuardConfig) -> list[AttributeComparison]:
+def compare_part(
+    part: str, examples: Sequence[LabelledComment], active: Model, candidate: Model, config: GuardConfig
+) -> list[AttributeComparison]:
     if not examples:
         return []
     comments = [e.comment for e in examples]
@@ -102,21 +104,41 @@ def compare_part(part: str, examples: Sequence[LabelledComment], active: Model, 
         y = np.array([1 if examples[i].labels[attribute] >= 0.5 else 0 for i in rows])
         pa, pc = p_active[rows, column], p_candidate[rows, column]
         hold = config.hold_thresholds.get(attribute, 0.5)
-        out.append(AttributeComparison(
-            part, attribute, len(rows), int(y.sum()), _auc(y, pa), _auc(y, pc),
-            int(((pa < hold) & (y == 1)).sum()), int(((pc < hold) & (y == 1)).sum()),
-            _log_loss(y, pa), _log_loss(y, pc), y, pa, pc,
-        ))
+        out.append(
+            AttributeComparison(
+                part,
+                attribute,
+                len(rows),
+                int(y.sum()),
+                _auc(y, pa),
+                _auc(y, pc),
+                int(((pa < hold) & (y == 1)).sum()),
+                int(((pc < hold) & (y == 1)).sum()),
+                _log_loss(y, pa),
+                _log_loss(y, pc),
+                y,
+                pa,
+                pc,
+            )
+        )
     return out
 
 
-def guard(candidate: Model, active: Model | None, frozen_site: Sequence[LabelledComment],
-          public_holdout: Sequence[LabelledComment], recent: Sequence[LabelledComment],
-          config: GuardConfig | None = None) -> GuardResult:
+def guard(
+    candidate: Model,
+    active: Model | None,
+    frozen_site: Sequence[LabelledComment],
+    public_holdout: Sequence[LabelledComment],
+    recent: Sequence[LabelledComment],
+    config: GuardConfig | None = None,
+) -> GuardResult:
     """Compare ``candidate`` with ``active``; ``passed`` says whether it may be promoted automatically."""
     config = config or GuardConfig()
-    counts = {"site-frozen": len(frozen_site), "public-holdout": len(public_holdout),
-              "site-recent": len(recent)}
+    counts = {
+        "site-frozen": len(frozen_site),
+        "public-holdout": len(public_holdout),
+        "site-recent": len(recent),
+    }
     if active is None:
         return GuardResult(candidate.version, None, True, [], [], None, counts)
     comparisons = [
@@ -130,33 +152,49 @@ def guard(candidate: Model, active: Model | None, frozen_site: Sequence[Labelled
     # so the public rules are only enforced against an active model whose card says it excluded them.
     public_enforced = active.card.get("holdout_excluded") is True
     if not public_enforced and public_holdout:
-        notes.append("the active model was trained on the public held-out rows (its card does not say "
-                     "holdout_excluded), so the public-holdout rows are reported but not enforced")
+        notes.append(
+            "the active model was trained on the public held-out rows (its card does not say "
+            "holdout_excluded), so the public-holdout rows are reported but not enforced"
+        )
     for c in comparisons:
         if c.part == RECENT_PART or (c.part == "public-holdout" and not public_enforced):
             continue
-        if not math.isnan(c.auc_active) and not math.isnan(c.auc_candidate) \
-                and c.auc_candidate < c.auc_active - config.auc_tolerance:
-            reasons.append(f"{c.part} {c.attribute}: ROC AUC {c.auc_candidate:.3f} < active "
-                           f"{c.auc_active:.3f} - tolerance {config.auc_tolerance:g}")
+        if (
+            not math.isnan(c.auc_active)
+            and not math.isnan(c.auc_candidate)
+            and c.auc_candidate < c.auc_active - config.auc_tolerance
+        ):
+            reasons.append(
+                f"{c.part} {c.attribute}: ROC AUC {c.auc_candidate:.3f} < active "
+                f"{c.auc_active:.3f} - tolerance {config.auc_tolerance:g}"
+            )
         if c.approved_candidate > c.approved_active + config.max_extra_approved:
-            reasons.append(f"{c.part} {c.attribute}: {c.approved_candidate} positives would be approved "
-                           f"(active: {c.approved_active})")
+            reasons.append(
+                f"{c.part} {c.attribute}: {c.approved_candidate} positives would be approved "
+                f"(active: {c.approved_active})"
+            )
     if not any(c.part in FROZEN_PARTS for c in comparisons):
         reasons.append("no frozen evaluation data (no frozen site labels and no public held-out rows)")
     recent_rows = [c for c in comparisons if c.part == RECENT_PART]
     recent_loss: tuple[float, float] | None = None
     if len(recent) < config.min_recent_labels or not recent_rows:
-        reasons.append(f"only {len(recent)} recent site labels (need {config.min_recent_labels}) to show "
-                       "that the candidate is better now")
+        reasons.append(
+            f"only {len(recent)} recent site labels (need {config.min_recent_labels}) to show "
+            "that the candidate is better now"
+        )
     else:
-        recent_loss = (float(np.mean([c.log_loss_active for c in recent_rows])),
-                       float(np.mean([c.log_loss_candidate for c in recent_rows])))
+        recent_loss = (
+            float(np.mean([c.log_loss_active for c in recent_rows])),
+            float(np.mean([c.log_loss_candidate for c in recent_rows])),
+        )
         if not recent_loss[1] < recent_loss[0]:
-            reasons.append(f"recent site labels: mean log loss {recent_loss[1]:.4f} is not below the active "
-                           f"model's {recent_loss[0]:.4f}")
-    return GuardResult(candidate.version, active.version, not reasons, reasons, comparisons, recent_loss,
-                       counts, notes)
+            reasons.append(
+                f"recent site labels: mean log loss {recent_loss[1]:.4f} is not below the active "
+                f"model's {recent_loss[0]:.4f}"
+            )
+    return GuardResult(
+        candidate.version, active.version, not reasons, reasons, comparisons, recent_loss, counts, notes
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -168,8 +206,9 @@ def _f(value: float, digits: int = 3) -> str:
     return "—" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
-def write_report(result: GuardResult, reports_dir: Path, action: str,
-                 config: GuardConfig | None = None) -> Path:
+def write_report(
+    result: GuardResult, reports_dir: Path, action: str, config: GuardConfig | None = None
+) -> Path:
     """Write ``model-<candidate>-vs-<active>.md`` (and PR-curve PNGs beside it); returns its path."""
     config = config or GuardConfig()
     reports_dir = Path(reports_dir)
@@ -197,19 +236,27 @@ def write_report(result: GuardResult, reports_dir: Path, action: str,
     if result.notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in result.notes] + [""]
     if result.recent_log_loss is not None:
-        lines += [f"Recent site labels, mean log loss: active {result.recent_log_loss[0]:.4f}, "
-                  f"candidate {result.recent_log_loss[1]:.4f}.", ""]
+        lines += [
+            f"Recent site labels, mean log loss: active {result.recent_log_loss[0]:.4f}, "
+            f"candidate {result.recent_log_loss[1]:.4f}.",
+            "",
+        ]
     if result.comparisons:
-        lines += ["## Per attribute", "",
-                  "| set | attribute | rows | positives | AUC active | AUC candidate | Δ AUC "
-                  "| approved positives active | candidate | log loss active | candidate |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Per attribute",
+            "",
+            "| set | attribute | rows | positives | AUC active | AUC candidate | Δ AUC "
+            "| approved positives active | candidate | log loss active | candidate |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for c in result.comparisons:
             delta = c.auc_candidate - c.auc_active
-            lines.append(f"| {c.part} | {c.attribute} | {c.n} | {c.positives} | {_f(c.auc_active)} | "
-                         f"{_f(c.auc_candidate)} | {_f(delta)} | {c.approved_active} | "
-                         f"{c.approved_candidate} | {_f(c.log_loss_active, 4)} | "
-                         f"{_f(c.log_loss_candidate, 4)} |")
+            lines.append(
+                f"| {c.part} | {c.attribute} | {c.n} | {c.positives} | {_f(c.auc_active)} | "
+                f"{_f(c.auc_candidate)} | {_f(delta)} | {c.approved_active} | "
+                f"{c.approved_candidate} | {_f(c.log_loss_active, 4)} | "
+                f"{_f(c.log_loss_candidate, 4)} |"
+            )
         lines.append("")
     if images:
         lines += ["## Precision–recall curves", ""] + [f"![{name}]({name})" for name in images] + [""]
@@ -221,8 +268,11 @@ def write_report(result: GuardResult, reports_dir: Path, action: str,
 
 
 def _write_pr_curves(result: GuardResult, reports_dir: Path, stem: str) -> list[str]:
-    parts = [p for p in (*FROZEN_PARTS, RECENT_PART)
-             if any(c.part == p and 0 < c.positives < c.n for c in result.comparisons)]
+    parts = [
+        p
+        for p in (*FROZEN_PARTS, RECENT_PART)
+        if any(c.part == p and 0 < c.positives < c.n for c in result.comparisons)
+    ]
     if not parts:
         return []
     import matplotlib
@@ -246,7 +296,7 @@ def _write_pr_curves(result: GuardResult, reports_dir: Path, stem: str) -> list[
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1.02)
             ax.legend(fontsize=7)
-        for ax in list(axes.flat)[len(rows):]:
+        for ax in list(axes.flat)[len(rows) :]:
             ax.axis("off")
         fig.suptitle(f"{part}: active {result.active} vs candidate {result.candidate}", fontsize=9)
         fig.tight_layout()
@@ -258,5 +308,10 @@ def _write_pr_curves(result: GuardResult, reports_dir: Path, stem: str) -> list[
 
 
 def report_summary(result: GuardResult) -> dict[str, Any]:
-    return {"candidate": result.candidate, "active": result.active, "passed": result.passed,
-            "reasons": result.reasons, "report": str(result.report_path) if result.report_path else None}
+    return {
+        "candidate": result.candidate,
+        "active": result.active,
+        "passed": result.passed,
+        "reasons": result.reasons,
+        "report": str(result.report_path) if result.report_path else None,
+    }

@@ -38,7 +38,13 @@ CARD = "card.json"
 FORMAT = 1
 #: Card fields the registry fills in at save time; the rest of the card is embedded in the artifact.
 REGISTRY_FIELDS = (
-    "version", "created_at", "artifact", "artifact_sha256", "artifact_bytes", "git_commit", "format",
+    "version",
+    "created_at",
+    "artifact",
+    "artifact_sha256",
+    "artifact_bytes",
+    "git_commit",
+    "format",
 )
 
 #: The only non-builtin types an artifact may contain (checked with ``skops.io.get_untrusted_types``).
@@ -68,8 +74,9 @@ def _sha256(path: Path) -> str:
 
 def _git_commit() -> str | None:
     try:
-        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                                check=False)
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     commit = result.stdout.strip()
@@ -97,8 +104,12 @@ class Registry:
         card.setdefault("sklearn_version", sklearn.__version__)
         card = json.loads(json.dumps(card, default=str))  # the embedded copy must equal the JSON file
         embedded = {k: v for k, v in card.items() if k not in REGISTRY_FIELDS}
-        payload = {"format": FORMAT, "spam": model.spam, "toxicity": model.toxicity,
-                   "card": json.dumps(embedded, sort_keys=True)}
+        payload = {
+            "format": FORMAT,
+            "spam": model.spam,
+            "toxicity": model.toxicity,
+            "card": json.dumps(embedded, sort_keys=True),
+        }
         buffer = io.BytesIO()
         sio.dump(payload, buffer, compression=zipfile.ZIP_DEFLATED)
         blob = buffer.getvalue()
@@ -109,15 +120,17 @@ class Registry:
         tmp_folder = self.root / f".{version}.tmp"
         tmp_folder.mkdir(parents=True, exist_ok=True)
         (tmp_folder / ARTIFACT).write_bytes(blob)
-        card.update({
-            "format": FORMAT,
-            "version": version,
-            "created_at": now.isoformat(timespec="seconds"),
-            "artifact": ARTIFACT,
-            "artifact_sha256": sha,
-            "artifact_bytes": len(blob),
-            "git_commit": _git_commit(),
-        })
+        card.update(
+            {
+                "format": FORMAT,
+                "version": version,
+                "created_at": now.isoformat(timespec="seconds"),
+                "artifact": ARTIFACT,
+                "artifact_sha256": sha,
+                "artifact_bytes": len(blob),
+                "git_commit": _git_commit(),
+            }
+        )
         (tmp_folder / CARD).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if folder.exists():
             raise ModelIntegrityError(f"version {version} already exists")
@@ -199,8 +212,12 @@ class Registry:
         if embedded != expected:
             raise ModelIntegrityError(f"model {version}: card does not match the artifact")
         if card.get("sklearn_version") != sklearn.__version__:
-            logger.warning("model=%s sklearn_trained=%s sklearn_running=%s", version,
-                           card.get("sklearn_version"), sklearn.__version__)
+            logger.warning(
+                "model=%s sklearn_trained=%s sklearn_running=%s",
+                version,
+                card.get("sklearn_version"),
+                sklearn.__version__,
+            )
         return Model(payload["spam"], payload["toxicity"], version=version, card=card)
 
     def load_active(self) -> Model:

@@ -46,9 +46,24 @@ def _is_link(candidate: str) -> bool:
     host = candidate.split("/", 1)[0]
     return host.rsplit(".", 1)[-1].lower() in _TLD_SET
 
+
 # Leetspeak is undone only inside a word that also has letters, so "2016" and "$5" survive.
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s",
-                       "!": "i", "|": "l", "+": "t", "€": "e"})
+_LEET = str.maketrans(
+    {
+        "0": "o",
+        "1": "i",
+        "3": "e",
+        "4": "a",
+        "5": "s",
+        "7": "t",
+        "@": "a",
+        "$": "s",
+        "!": "i",
+        "|": "l",
+        "+": "t",
+        "€": "e",
+    }
+)
 _LEET_WORD = re.compile(r"(?<![\w@$!|+])[\w@$!|+]*[013457@$!|+][\w@$!|+]*")
 _LEET_TRAILING = re.compile(r"[!|+]+$")
 _REPEAT = re.compile(r"([a-z])\1{2,}")
@@ -60,13 +75,75 @@ _NUMBER_WORD = re.compile(
 
 # A few look-alikes NFKC does not fold (Cyrillic and Greek letters that look Latin).
 _CONFUSABLE = {
-    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
-    "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w",
-    "ɑ": "a", "ɡ": "g", "ı": "i", "ȷ": "j", "ℓ": "l", "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k",
-    "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "γ": "y", "ω": "w", "ᴀ": "a", "ʙ": "b",
-    "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ɢ": "g", "ʜ": "h", "ɪ": "i", "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m",
-    "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ʀ": "r", "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y",
-    "ᴢ": "z", "‘": "'", "’": "'", "‛": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...",
+    "а": "a",
+    "в": "b",
+    "е": "e",
+    "ё": "e",
+    "к": "k",
+    "м": "m",
+    "н": "h",
+    "о": "o",
+    "р": "p",
+    "с": "c",
+    "т": "t",
+    "у": "y",
+    "х": "x",
+    "ѕ": "s",
+    "і": "i",
+    "ї": "i",
+    "ј": "j",
+    "ԁ": "d",
+    "ԛ": "q",
+    "ԝ": "w",
+    "ɑ": "a",
+    "ɡ": "g",
+    "ı": "i",
+    "ȷ": "j",
+    "ℓ": "l",
+    "α": "a",
+    "β": "b",
+    "ε": "e",
+    "ι": "i",
+    "κ": "k",
+    "ν": "v",
+    "ο": "o",
+    "ρ": "p",
+    "τ": "t",
+    "υ": "u",
+    "χ": "x",
+    "γ": "y",
+    "ω": "w",
+    "ᴀ": "a",
+    "ʙ": "b",
+    "ᴄ": "c",
+    "ᴅ": "d",
+    "ᴇ": "e",
+    "ɢ": "g",
+    "ʜ": "h",
+    "ɪ": "i",
+    "ᴊ": "j",
+    "ᴋ": "k",
+    "ʟ": "l",
+    "ᴍ": "m",
+    "ɴ": "n",
+    "ᴏ": "o",
+    "ᴘ": "p",
+    "ʀ": "r",
+    "ꜱ": "s",
+    "ᴛ": "t",
+    "ᴜ": "u",
+    "ᴠ": "v",
+    "ᴡ": "w",
+    "ʏ": "y",
+    "ᴢ": "z",
+    "‘": "'",
+    "’": "'",
+    "‛": "'",
+    "“": '"',
+    "”": '"',
+    "–": "-",
+    "—": "-",
+    "…": "...",
 }
 _KEEP_CONTROLS = {"\t": " ", "\n": " ", "\r": " "}
 _char_cache: dict[str, str] = {}
@@ -111,9 +188,15 @@ class Normalized:
 
     __slots__ = ("text", "original", "urls", "_pieces", "_begins", "_ends")
 
-    def __init__(self, text: str, original: str, pieces: list[tuple[int, int, int, bool]],
-                 begins: list[int] | None = None, ends: list[int] | None = None,
-                 urls: list[str] | None = None):
+    def __init__(
+        self,
+        text: str,
+        original: str,
+        pieces: list[tuple[int, int, int, bool]],
+        begins: list[int] | None = None,
+        ends: list[int] | None = None,
+        urls: list[str] | None = None,
+    ):
         self.text = text
         self.urls = urls or []
         self.original = original
@@ -159,8 +242,9 @@ class Normalized:
 _NON_ASCII = re.compile(r"[^\x20-\x7e]+")
 
 
-def _append_plain(segment: str, start: int, out: list[str], pieces: list[tuple[int, int, int, bool]],
-                  size: int) -> int:
+def _append_plain(
+    segment: str, start: int, out: list[str], pieces: list[tuple[int, int, int, bool]], size: int
+) -> int:
     """Append a segment without tags, entities or URLs; returns the new normalised length."""
     pos = 0
     for match in _NON_ASCII.finditer(segment):

@@ -85,8 +85,10 @@ def announced_version(runtime: Runtime) -> str | None:
     try:
         with runtime.session() as session:
             return session.scalars(
-                select(ModelVersion.version).where(ModelVersion.state == "active")
-                .order_by(ModelVersion.activated_at.desc()).limit(1)
+                select(ModelVersion.version)
+                .where(ModelVersion.state == "active")
+                .order_by(ModelVersion.activated_at.desc())
+                .limit(1)
             ).first()
     except SQLAlchemyError:
         return None
@@ -98,14 +100,17 @@ def attach(runtime: Runtime) -> None:
         runtime.models.announced = lambda: announced_version(runtime)
 
 
-def record_activation(runtime: Runtime, version: str, card: dict[str, Any] | None,
-                      report_path: str | None) -> None:
+def record_activation(
+    runtime: Runtime, version: str, card: dict[str, Any] | None, report_path: str | None
+) -> None:
     """``version`` is active, every other active row is retired; then announce it on Redis."""
     now = utcnow()
     with runtime.session() as session:
-        session.execute(update(ModelVersion).where(ModelVersion.state == "active",
-                                                   ModelVersion.version != version)
-                        .values(state="retired"))
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.state == "active", ModelVersion.version != version)
+            .values(state="retired")
+        )
         row = session.get(ModelVersion, version)
         if row is None:
             row = ModelVersion(version=version, card=card)
@@ -154,9 +159,12 @@ def sync_active_version(runtime: Runtime) -> None:
 # --- scheduling --------------------------------------------------------------------------------------
 
 
-def maybe_schedule_retraining(runtime: Runtime, now: float | None = None,
-                              labels_before_retrain: int = LABELS_BEFORE_RETRAIN,
-                              interval_seconds: float = RETRAIN_INTERVAL_SECONDS) -> str | None:
+def maybe_schedule_retraining(
+    runtime: Runtime,
+    now: float | None = None,
+    labels_before_retrain: int = LABELS_BEFORE_RETRAIN,
+    interval_seconds: float = RETRAIN_INTERVAL_SECONDS,
+) -> str | None:
     """Enqueue a retrain when enough new labels arrived or a day passed; returns the job id, if any.
 
     Called by the worker's reconciler thread each interval. Raises Redis/database errors (the caller
@@ -186,8 +194,9 @@ def maybe_schedule_retraining(runtime: Runtime, now: float | None = None,
     return job_id
 
 
-def enqueue_retraining(connection: redis.Redis, lock_token: str | None = None,
-                       job_id: str | None = None, **options: Any) -> Any:
+def enqueue_retraining(
+    connection: redis.Redis, lock_token: str | None = None, job_id: str | None = None, **options: Any
+) -> Any:
     """Put the retrain job on the training queue (listened to last: it never delays scoring)."""
     return Queue(queueing.TRAINING_QUEUE, connection=connection).enqueue_call(
         "service.retraining.retrain_and_maybe_promote",
@@ -211,9 +220,12 @@ def guard_config(settings: Settings) -> GuardConfig:
     return GuardConfig(hold_thresholds={a: settings.thresholds.hold_threshold(a) for a in ATTRIBUTES})
 
 
-def retrain_and_maybe_promote(lock_token: str | None = None, sets: list[str] | None = None,
-                              params: dict[str, Any] | None = None,
-                              site_weight: float = learning.DEFAULT_SITE_WEIGHT) -> dict[str, Any]:
+def retrain_and_maybe_promote(
+    lock_token: str | None = None,
+    sets: list[str] | None = None,
+    params: dict[str, Any] | None = None,
+    site_weight: float = learning.DEFAULT_SITE_WEIGHT,
+) -> dict[str, Any]:
     """Train a candidate from the public sets and the site's labels; promote it if the guard passes.
 
     Runs on the training queue. Exceptions propagate to RQ's failed-job registry; the lock is released
@@ -236,13 +248,24 @@ def retrain_and_maybe_promote(lock_token: str | None = None, sets: list[str] | N
         public = load_public_examples(settings, sets)
         registry = Registry(settings.registry_dir)
         candidate = learning.train_candidate(
-            registry, public, site_labels, site_weight, TrainParams(**(params or {})),
-            card_extra={"trained_by": "service.retraining",
-                        "public_sets": sets or list(datasets.PUBLIC_SETS)},
+            registry,
+            public,
+            site_labels,
+            site_weight,
+            TrainParams(**(params or {})),
+            card_extra={
+                "trained_by": "service.retraining",
+                "public_sets": sets or list(datasets.PUBLIC_SETS),
+            },
         )
         outcome = learning.promote_if_better(
-            registry, candidate.version, site_labels, candidate.public_holdout, reports_dir(settings),
-            guard_config(settings), candidate_model=candidate.model,
+            registry,
+            candidate.version,
+            site_labels,
+            candidate.public_holdout,
+            reports_dir(settings),
+            guard_config(settings),
+            candidate_model=candidate.model,
         )
         card = registry.card(candidate.version)
         report = str(outcome.report_path)
@@ -250,21 +273,29 @@ def retrain_and_maybe_promote(lock_token: str | None = None, sets: list[str] | N
             record_activation(runtime, candidate.version, card, report)
         else:
             record_candidate(runtime, candidate.version, card, report)
-        runtime.redis.hset(state_key(settings),
-                           mapping={"last_run_at": time.time(), "last_label_id": top_label})
+        runtime.redis.hset(
+            state_key(settings), mapping={"last_run_at": time.time(), "last_label_id": top_label}
+        )
         summary = {
             "candidate": candidate.version,
             "active_before": outcome.active_before,
             "promoted": outcome.promoted,
             "reasons": outcome.guard.reasons,
             "report": report,
-            "site_labels": {"train": len(candidate.split.train), "recent": len(candidate.split.recent),
-                            "frozen": len(candidate.split.frozen)},
+            "site_labels": {
+                "train": len(candidate.split.train),
+                "recent": len(candidate.split.recent),
+                "frozen": len(candidate.split.frozen),
+            },
             "seconds": round(time.monotonic() - started, 1),
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        logger.info("retrain candidate=%s promoted=%s seconds=%.1f", candidate.version, outcome.promoted,
-                    summary["seconds"])
+        logger.info(
+            "retrain candidate=%s promoted=%s seconds=%.1f",
+            candidate.version,
+            outcome.promoted,
+            summary["seconds"],
+        )
         return summary
     finally:
         _release(runtime.redis, key, lock_token)
@@ -278,6 +309,7 @@ def _release(connection: redis.Redis, key: str, token: str) -> None:
     # Only the holder releases it (a compare-and-delete), so an expired-and-retaken lock is left alone.
     connection.eval(
         "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
-        1, key, token,
+        1,
+        key,
+        token,
     )
-

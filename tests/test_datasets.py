@@ -52,11 +52,20 @@ def fake_public_dir(
             data = files[pf.path].encode("utf-8")
             (folder / pf.path).write_bytes(data)
             patched.append(datasets.PublicFile(pf.path, pf.url, hashlib.sha256(data).hexdigest(), pf.rows))
-    monkeypatch.setitem(PUBLIC_SETS, name, datasets.PublicSet(
-        name=public.name, folder=public.folder, title=public.title, files=tuple(patched),
-        licence=public.licence, citation=public.citation, label_mapping=public.label_mapping,
-        sources=public.sources,
-    ))
+    monkeypatch.setitem(
+        PUBLIC_SETS,
+        name,
+        datasets.PublicSet(
+            name=public.name,
+            folder=public.folder,
+            title=public.title,
+            files=tuple(patched),
+            licence=public.licence,
+            citation=public.citation,
+            label_mapping=public.label_mapping,
+            sources=public.sources,
+        ),
+    )
     return tmp_path
 
 
@@ -69,8 +78,17 @@ def test_every_public_set_has_full_provenance():
             assert pf.url.startswith("https://github.com/") and "/blob/" in pf.url
     sources = {s for public in PUBLIC_SETS.values() for s in public.sources}
     assert sources == {
-        "youtube:psy", "youtube:katyperry", "youtube:lmfao", "youtube:eminem", "youtube:shakira",
-        "sms", "wordpress", "jigsaw", "davidson", "olid", "civil",
+        "youtube:psy",
+        "youtube:katyperry",
+        "youtube:lmfao",
+        "youtube:eminem",
+        "youtube:shakira",
+        "sms",
+        "wordpress",
+        "jigsaw",
+        "davidson",
+        "olid",
+        "civil",
     }
 
 
@@ -110,57 +128,93 @@ def test_youtube_strips_feff_ignores_date_and_maps_author(tmp_path, monkeypatch)
 
 
 def test_sms_and_wordpress_mapping(tmp_path, monkeypatch):
-    data_dir = fake_public_dir(tmp_path, monkeypatch, "sms", {
-        "SMSSpamCollection": 'ham\tOk lar... "Joking\nspam\tFREE entry, call now\n',
-    })
+    data_dir = fake_public_dir(
+        tmp_path,
+        monkeypatch,
+        "sms",
+        {
+            "SMSSpamCollection": 'ham\tOk lar... "Joking\nspam\tFREE entry, call now\n',
+        },
+    )
     ham, spam = load_public_set(data_dir, "sms")
     assert ham.comment.text == 'Ok lar... "Joking' and ham.labels == {"spam": 0.0}
     assert spam.labels == {"spam": 1.0} and spam.source == "sms"
 
-    header = ("Comment Number,Author,Website,Email,IP Address,Submit Time,Submit Year,Submit Month,"
-              "Submit Day,Comment,Post,Grammar Check\n")
-    row = ('7, Cheap Flights,http://example.test/,a@example.test,10.0.0.1,11:48 pm,2017,02,07,'
-           '"I\n like the helpful info \nyou provide.",Post,"<results/>"\n')
-    data_dir = fake_public_dir(tmp_path / "wp", monkeypatch, "wordpress",
-                               {"spam_data.until-2017-02-07.csv": header + row})
+    header = (
+        "Comment Number,Author,Website,Email,IP Address,Submit Time,Submit Year,Submit Month,"
+        "Submit Day,Comment,Post,Grammar Check\n"
+    )
+    row = (
+        "7, Cheap Flights,http://example.test/,a@example.test,10.0.0.1,11:48 pm,2017,02,07,"
+        '"I\n like the helpful info \nyou provide.",Post,"<results/>"\n'
+    )
+    data_dir = fake_public_dir(
+        tmp_path / "wp", monkeypatch, "wordpress", {"spam_data.until-2017-02-07.csv": header + row}
+    )
     (wp,) = load_public_set(data_dir, "wordpress")
     assert wp.comment.text == "I like the helpful info you provide."
     assert (wp.comment.name, wp.comment.url, wp.comment.email) == (
-        "Cheap Flights", "http://example.test/", "a@example.test")
+        "Cheap Flights",
+        "http://example.test/",
+        "a@example.test",
+    )
     assert wp.labels == {"spam": 1.0} and wp.source == "wordpress"
 
 
 def test_toxicity_label_mappings(tmp_path, monkeypatch):
     jig_header = "id,comment_text,toxic,severe_toxic,obscene,threat,insult,identity_hate,is_bad\n"
-    data_dir = fake_public_dir(tmp_path, monkeypatch, "jigsaw", {
-        "train.5k.csv": jig_header + "x1,you idiot,1,0,1,0,1,0,True\n",
-        "train.a.bad.1k.csv": jig_header + "x1,you idiot,1,0,1,0,1,0,True\nx2,die,1,1,0,1,0,1,True\n",
-    })
+    data_dir = fake_public_dir(
+        tmp_path,
+        monkeypatch,
+        "jigsaw",
+        {
+            "train.5k.csv": jig_header + "x1,you idiot,1,0,1,0,1,0,True\n",
+            "train.a.bad.1k.csv": jig_header + "x1,you idiot,1,0,1,0,1,0,True\nx2,die,1,1,0,1,0,1,True\n",
+        },
+    )
     jig = load_public_set(data_dir, "jigsaw")
     assert [e.external_id for e in jig] == ["x1", "x2"]  # deduplicated by id across files
-    assert jig[0].labels == {"toxicity": 1, "severe_toxicity": 0, "profanity": 1, "threat": 0, "insult": 1,
-                             "identity_attack": 0}
+    assert jig[0].labels == {
+        "toxicity": 1,
+        "severe_toxicity": 0,
+        "profanity": 1,
+        "threat": 0,
+        "insult": 1,
+        "identity_attack": 0,
+    }
 
-    civil = ("text,toxicity,severe_toxicity,obscene,threat,insult,identity_attack,sexual_explicit\n"
-             "you fool,0.7,0.1,0.5,0.0,0.49,0,0.2\n")
+    civil = (
+        "text,toxicity,severe_toxicity,obscene,threat,insult,identity_attack,sexual_explicit\n"
+        "you fool,0.7,0.1,0.5,0.0,0.49,0,0.2\n"
+    )
     data_dir = fake_public_dir(tmp_path / "c", monkeypatch, "civil", {"civil_comments.csv": civil})
     (c,) = load_public_set(data_dir, "civil")
-    assert c.labels == {"toxicity": 1, "severe_toxicity": 0, "insult": 0, "threat": 0, "identity_attack": 0,
-                        "profanity": 1}
+    assert c.labels == {
+        "toxicity": 1,
+        "severe_toxicity": 0,
+        "insult": 0,
+        "threat": 0,
+        "identity_attack": 0,
+        "profanity": 1,
+    }
     assert c.extra["insult_fraction"] == "0.49" and c.extra["sexual_explicit_fraction"] == "0.2"
 
-    dav = (",count,hate_speech,offensive_language,neither,class,tweet\n"
-           "0,3,3,0,0,0,hate\n1,3,0,3,0,1,offensive\n2,3,0,0,3,2,neither\n")
+    dav = (
+        ",count,hate_speech,offensive_language,neither,class,tweet\n"
+        "0,3,3,0,0,0,hate\n1,3,0,3,0,1,offensive\n2,3,0,0,3,2,neither\n"
+    )
     data_dir = fake_public_dir(tmp_path / "d", monkeypatch, "davidson", {"labeled_data.csv": dav})
     hate, off, neither = load_public_set(data_dir, "davidson")
     assert hate.labels == {"toxicity": 1, "identity_attack": 1}
     assert off.labels == {"toxicity": 1, "identity_attack": 0} and "profanity" not in off.labels
     assert neither.labels == {"toxicity": 0, "identity_attack": 0}
 
-    olid = ("id\ttweet\tsubtask_a\tsubtask_b\tsubtask_c\n"
-            "1\tnice day\tNOT\tNULL\tNULL\n"
-            "2\t@USER you are a clown\tOFF\tTIN\tIND\n"
-            "3\tfuck mondays\tOFF\tUNT\tNULL\n")
+    olid = (
+        "id\ttweet\tsubtask_a\tsubtask_b\tsubtask_c\n"
+        "1\tnice day\tNOT\tNULL\tNULL\n"
+        "2\t@USER you are a clown\tOFF\tTIN\tIND\n"
+        "3\tfuck mondays\tOFF\tUNT\tNULL\n"
+    )
     data_dir = fake_public_dir(tmp_path / "o", monkeypatch, "olid", {"olid-training-v1.0.tsv": olid})
     not_, tin, unt = load_public_set(data_dir, "olid")
     assert set(not_.labels) == set(ATTRIBUTES) - {"spam"} and not any(not_.labels.values())
@@ -172,9 +226,17 @@ def test_toxicity_label_mappings(tmp_path, monkeypatch):
 def test_real_public_sets_match_sources_md():
     counts = Counter(e.source for e in load_public(REAL_DATA))
     assert counts == {
-        "youtube:psy": 350, "youtube:katyperry": 350, "youtube:lmfao": 438, "youtube:eminem": 448,
-        "youtube:shakira": 370, "sms": 5574, "wordpress": 1350, "jigsaw": 9848, "davidson": 24783,
-        "olid": 13240, "civil": 1000,
+        "youtube:psy": 350,
+        "youtube:katyperry": 350,
+        "youtube:lmfao": 438,
+        "youtube:eminem": 448,
+        "youtube:shakira": 370,
+        "sms": 5574,
+        "wordpress": 1350,
+        "jigsaw": 9848,
+        "davidson": 24783,
+        "olid": 13240,
+        "civil": 1000,
     }
 
 
@@ -182,17 +244,22 @@ def test_real_public_sets_match_sources_md():
 
 
 def test_csv_label_words_and_attribute_columns(tmp_path):
-    path = write(tmp_path / "mine.csv",
-                 "text,label,name,email,url,id,created_at\n"
-                 "buy cheap pills,spam,Cheap Pills,x@y.test,http://pills.test,7,2024-01-02T03:04:05Z\n"
-                 "nice article,ham,,,,8,\n"
-                 ",spam,,,,9,\n")
+    path = write(
+        tmp_path / "mine.csv",
+        "text,label,name,email,url,id,created_at\n"
+        "buy cheap pills,spam,Cheap Pills,x@y.test,http://pills.test,7,2024-01-02T03:04:05Z\n"
+        "nice article,ham,,,,8,\n"
+        ",spam,,,,9,\n",
+    )
     tally = SkipTally()
     spam, ham = load_csv(path, on_skip=tally)
     assert spam.labels == {"spam": 1.0} and ham.labels == {"spam": 0.0}
     assert spam.source == "import:mine.csv" and spam.external_id == "7"
-    assert (spam.comment.name, spam.comment.email, spam.comment.url) == ("Cheap Pills", "x@y.test",
-                                                                         "http://pills.test")
+    assert (spam.comment.name, spam.comment.email, spam.comment.url) == (
+        "Cheap Pills",
+        "x@y.test",
+        "http://pills.test",
+    )
     assert spam.created_at is not None and spam.created_at.year == 2024
     assert tally.counts == {"empty text": 1}
 
@@ -209,12 +276,18 @@ def test_csv_label_words_and_attribute_columns(tmp_path):
 
 
 def test_jsonl(tmp_path):
-    path = write(tmp_path / "x.jsonl", "\n".join([
-        json.dumps({"text": "free money", "label": 1, "external_id": "a"}),
-        "",
-        json.dumps({"text": "you idiot", "toxicity": 1, "insult": True, "name": "N"}),
-        json.dumps({"text": "no labels here", "label": ""}),
-    ]) + "\n")
+    path = write(
+        tmp_path / "x.jsonl",
+        "\n".join(
+            [
+                json.dumps({"text": "free money", "label": 1, "external_id": "a"}),
+                "",
+                json.dumps({"text": "you idiot", "toxicity": 1, "insult": True, "name": "N"}),
+                json.dumps({"text": "no labels here", "label": ""}),
+            ]
+        )
+        + "\n",
+    )
     tally = SkipTally()
     first, second = load_jsonl(path, on_skip=tally)
     assert first.labels == {"spam": 1.0} and first.external_id == "a"
@@ -254,8 +327,10 @@ def test_bad_files_raise_dataset_error_with_line(tmp_path, kind, content, patter
 
 
 def test_xml_bombs_are_refused(tmp_path):
-    bomb = ('<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>\n'
-            "<disqus><post><message>&lol2;</message></post></disqus>\n")
+    bomb = (
+        '<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]>\n'
+        "<disqus><post><message>&lol2;</message></post></disqus>\n"
+    )
     with pytest.raises(DatasetError, match="unsafe XML"):
         load_disqus(write(tmp_path / "bomb.xml", bomb))
 
@@ -293,39 +368,51 @@ def wp_comment(cid: int, status: str, text: str, ctype: str = "comment") -> str:
 
 
 def test_wxr_statuses(tmp_path):
-    comments = "\n".join([
-        wp_comment(1, "1", "Great <b>article</b> &amp; thanks"),
-        wp_comment(2, "spam", "Cheap watches online"),
-        wp_comment(3, "0", "pending one"),
-        wp_comment(4, "trash", "removed one"),
-        wp_comment(5, "1", "linked here", ctype="pingback"),
-    ])
+    comments = "\n".join(
+        [
+            wp_comment(1, "1", "Great <b>article</b> &amp; thanks"),
+            wp_comment(2, "spam", "Cheap watches online"),
+            wp_comment(3, "0", "pending one"),
+            wp_comment(4, "trash", "removed one"),
+            wp_comment(5, "1", "linked here", ctype="pingback"),
+        ]
+    )
     tally = SkipTally()
     ham, spam = load_wxr(write(tmp_path / "export.xml", WXR.format(comments=comments)), on_skip=tally)
     assert ham.comment.text == "Great <b>article</b> &amp; thanks" and ham.labels == {"spam": 0.0}
-    assert (ham.comment.name, ham.comment.email, ham.comment.url) == ("Reader 1", "r1@example.test",
-                                                                      "http://r1.example.test")
+    assert (ham.comment.name, ham.comment.email, ham.comment.url) == (
+        "Reader 1",
+        "r1@example.test",
+        "http://r1.example.test",
+    )
     assert ham.external_id == "1" and ham.created_at is not None and ham.created_at.year == 2020
     assert spam.labels == {"spam": 1.0} and spam.source == "import:export.xml"
-    assert tally.counts == {"pending (not moderated yet)": 1, "trash (moderator removed, reason unknown)": 1,
-                            "pingback (not a reader comment)": 1}
+    assert tally.counts == {
+        "pending (not moderated yet)": 1,
+        "trash (moderator removed, reason unknown)": 1,
+        "pingback (not a reader comment)": 1,
+    }
 
 
 def test_wp_comments_csv(tmp_path):
-    path = write(tmp_path / "wp_comments.csv",
-                 "comment_ID,comment_post_ID,comment_author,comment_author_email,comment_author_url,"
-                 "comment_author_IP,comment_date,comment_date_gmt,comment_content,comment_karma,"
-                 "comment_approved,comment_agent,comment_type,comment_parent,user_id\n"
-                 "1,5,Ann,a@example.test,,192.0.2.1,2020-01-01 10:00:00,2020-01-01 09:00:00,"
-                 '"Thanks,\nnice",0,1,UA,comment,0,0\n'
-                 "2,5,Best Loans,l@example.test,http://loans.test,192.0.2.9,2020-01-01 10:00:00,"
-                 "0000-00-00 00:00:00,Get a loan,0,spam,UA,,0,0\n"
-                 "3,5,Bob,b@example.test,,192.0.2.1,2020-01-01 10:00:00,2020-01-01 09:00:00,"
-                 "hm,0,trash,UA,,0,0\n")
+    path = write(
+        tmp_path / "wp_comments.csv",
+        "comment_ID,comment_post_ID,comment_author,comment_author_email,comment_author_url,"
+        "comment_author_IP,comment_date,comment_date_gmt,comment_content,comment_karma,"
+        "comment_approved,comment_agent,comment_type,comment_parent,user_id\n"
+        "1,5,Ann,a@example.test,,192.0.2.1,2020-01-01 10:00:00,2020-01-01 09:00:00,"
+        '"Thanks,\nnice",0,1,UA,comment,0,0\n'
+        "2,5,Best Loans,l@example.test,http://loans.test,192.0.2.9,2020-01-01 10:00:00,"
+        "0000-00-00 00:00:00,Get a loan,0,spam,UA,,0,0\n"
+        "3,5,Bob,b@example.test,,192.0.2.1,2020-01-01 10:00:00,2020-01-01 09:00:00,"
+        "hm,0,trash,UA,,0,0\n",
+    )
     tally = SkipTally()
     ham, spam = load_wp_comments_csv(path, source="blog", on_skip=tally)
     assert ham.comment.text == "Thanks,\nnice" and ham.labels == {"spam": 0.0} and ham.source == "blog"
-    assert spam.labels == {"spam": 1.0} and spam.created_at is None and spam.comment.url == "http://loans.test"
+    assert (
+        spam.labels == {"spam": 1.0} and spam.created_at is None and spam.comment.url == "http://loans.test"
+    )
     assert tally.counts == {"trash (moderator removed, reason unknown)": 1}
 
 

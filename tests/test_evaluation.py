@@ -92,14 +92,30 @@ def test_wordpress_fold_uses_civil_as_ham_and_keeps_both_out_of_training():
 
 # --- models and the report -------------------------------------------------------------------------
 
-SPAM_TEXTS = ["buy cheap watches online now", "win a free iphone click here",
-              "check out my channel subscribe", "cheap pills discount pharmacy", "earn money from home fast",
-              "free followers visit my site"]
-HAM_TEXTS = ["i enjoyed this article a lot", "the mayor should explain the budget",
-             "great song, takes me back", "thanks for the thoughtful reporting",
-             "i disagree with the council vote", "what a lovely view"]
-TOXIC_TEXTS = ["you are a stupid idiot", "shut up you moron", "i will kill you", "fuck off loser",
-               "go back to your country scum", "you worthless piece of shit"]
+SPAM_TEXTS = [
+    "buy cheap watches online now",
+    "win a free iphone click here",
+    "check out my channel subscribe",
+    "cheap pills discount pharmacy",
+    "earn money from home fast",
+    "free followers visit my site",
+]
+HAM_TEXTS = [
+    "i enjoyed this article a lot",
+    "the mayor should explain the budget",
+    "great song, takes me back",
+    "thanks for the thoughtful reporting",
+    "i disagree with the council vote",
+    "what a lovely view",
+]
+TOXIC_TEXTS = [
+    "you are a stupid idiot",
+    "shut up you moron",
+    "i will kill you",
+    "fuck off loser",
+    "go back to your country scum",
+    "you worthless piece of shit",
+]
 
 
 def inline_examples(copies: int = 3) -> list[LabelledComment]:
@@ -112,11 +128,18 @@ def inline_examples(copies: int = 3) -> list[LabelledComment]:
         for source in ("tox_a", "tox_b"):
             for i, t in enumerate(TOXIC_TEXTS):
                 labels = {a: 0.0 for a in TOXICITY_ATTRIBUTES}
-                labels.update(toxicity=1.0, insult=1.0, severe_toxicity=float(i % 2), profanity=float(i % 2),
-                              threat=float(i == 2), identity_attack=float(i == 4))
+                labels.update(
+                    toxicity=1.0,
+                    insult=1.0,
+                    severe_toxicity=float(i % 2),
+                    profanity=float(i % 2),
+                    threat=float(i == 2),
+                    identity_attack=float(i == 4),
+                )
                 examples.append(lc(f"{t} {source} {k}", source, **labels))
-            examples += [lc(f"{t} {source} {k}", source, **{a: 0.0 for a in TOXICITY_ATTRIBUTES})
-                         for t in HAM_TEXTS]
+            examples += [
+                lc(f"{t} {source} {k}", source, **{a: 0.0 for a in TOXICITY_ATTRIBUTES}) for t in HAM_TEXTS
+            ]
     return examples
 
 
@@ -133,8 +156,13 @@ def small_model(request: pytest.FixtureRequest):
 
 def test_baseline_ranks_obvious_examples():
     baseline = Baseline().fit(inline_examples(), ["spam", "toxicity"])
-    scores = baseline.predict([Comment("cheap watches free iphone"),
-                               Comment("thoughtful article on the budget"), Comment("you stupid moron")])
+    scores = baseline.predict(
+        [
+            Comment("cheap watches free iphone"),
+            Comment("thoughtful article on the budget"),
+            Comment("you stupid moron"),
+        ]
+    )
     spam, tox = ATTRIBUTES.index("spam"), ATTRIBUTES.index("toxicity")
     assert scores[0, spam] > scores[1, spam] and scores[2, tox] > scores[1, tox]
     assert np.isnan(scores[:, ATTRIBUTES.index("threat")]).all()  # not fitted: unknown, not 0
@@ -150,8 +178,10 @@ def test_report_on_a_tiny_model(tmp_path, small_model):
     def train_fn(train_examples: Sequence[LabelledComment], fold: Fold):
         return Baseline().fit(train_examples, ["spam", "toxicity"]).predict  # fast stand-in for train()
 
-    folds = (Fold("spam_b", "spam", ("spam_b",), ("spam_b",)),
-             Fold("tox_a", "toxicity", ("tox_a",), ("tox_a",)))
+    folds = (
+        Fold("spam_b", "spam", ("spam_b",), ("spam_b",)),
+        Fold("tox_a", "toxicity", ("tox_a",), ("tox_a",)),
+    )
     monkey_min = evaluation.MIN_CLASS_COUNT
     evaluation.MIN_CLASS_COUNT = 1
     try:
@@ -173,10 +203,14 @@ def test_report_on_a_tiny_model(tmp_path, small_model):
 def test_cli_arguments():
     parser = argparse.ArgumentParser()
     evaluation.add_arguments(parser)
-    args = parser.parse_args(["--data-dir", "d", "--registry", "r", "--model", "v3", "--out", "o",
-                              "--quick"])
+    args = parser.parse_args(["--data-dir", "d", "--registry", "r", "--model", "v3", "--out", "o", "--quick"])
     assert (str(args.data_dir), str(args.registry), args.model, str(args.out), args.quick) == (
-        "d", "r", "v3", "o", True)
+        "d",
+        "r",
+        "v3",
+        "o",
+        True,
+    )
 
 
 def test_main_reports_a_bad_data_dir(tmp_path, capsys):

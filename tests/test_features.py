@@ -16,8 +16,10 @@ from classifier.features import (
 )
 
 
-@pytest.mark.parametrize("name", ["Cheap Watches Online", "Computer & Internet", "best payday loans",
-                                  "Business For Sale", "buy viagra"])
+@pytest.mark.parametrize(
+    "name",
+    ["Cheap Watches Online", "Computer & Internet", "best payday loans", "Business For Sale", "buy viagra"],
+)
 def test_keyword_names_are_flagged(name: str) -> None:
     assert name_looks_like_keywords(name)
 
@@ -36,9 +38,14 @@ def test_links_domains_and_shorteners_are_counted() -> None:
 
 
 def test_author_url_email_and_repetition() -> None:
-    spammy = metadata_values(Comment("Buy cheap watches online today, cheap watches online!",
-                                     name="Cheap Watches Online", url="http://cheap-watches-store.com/",
-                                     email="someone@mailinator.com"))
+    spammy = metadata_values(
+        Comment(
+            "Buy cheap watches online today, cheap watches online!",
+            name="Cheap Watches Online",
+            url="http://cheap-watches-store.com/",
+            email="someone@mailinator.com",
+        )
+    )
     assert spammy["url_shop"] == 1.0
     assert spammy["email_disposable"] == 1.0
     assert spammy["text_repeats_name"] == 1.0
@@ -46,10 +53,24 @@ def test_author_url_email_and_repetition() -> None:
 
 
 def test_a_real_reader_with_website_and_email_looks_clean() -> None:
-    values = metadata_values(Comment("I think the council got this one wrong.", name="Anna Smith",
-                                     url="https://annasmith.net", email="anna.smith@gmail.com"))
-    flags = ("name_keywords", "name_commercial", "name_web_address", "text_repeats_name", "url_shop",
-             "url_shortener", "url_keyword_path", "email_disposable")
+    values = metadata_values(
+        Comment(
+            "I think the council got this one wrong.",
+            name="Anna Smith",
+            url="https://annasmith.net",
+            email="anna.smith@gmail.com",
+        )
+    )
+    flags = (
+        "name_keywords",
+        "name_commercial",
+        "name_web_address",
+        "text_repeats_name",
+        "url_shop",
+        "url_shortener",
+        "url_keyword_path",
+        "email_disposable",
+    )
     assert all(values[flag] == 0.0 for flag in flags)
 
 
@@ -85,8 +106,16 @@ def test_vectorizer_shapes_and_terms() -> None:
     assert "idiot" in words
 
 
-@pytest.mark.parametrize("name", ["Yuliana Andrea Caucali Acosta", "Mary Ann de la Cruz", "Quinn and Mia",
-                                  "Sandra Price", "The Silhouette"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Yuliana Andrea Caucali Acosta",
+        "Mary Ann de la Cruz",
+        "Quinn and Mia",
+        "Sandra Price",
+        "The Silhouette",
+    ],
+)
 def test_long_names_and_joiners_alone_are_not_keywords(name: str) -> None:
     assert not name_looks_like_keywords(name)
 
@@ -97,5 +126,6 @@ def test_more_keyword_names_are_flagged(name: str) -> None:
 
 
 def test_www_in_links_is_not_repeated_characters() -> None:
-    assert metadata_values(Comment("see www.example.com and http://www.bbc.co.uk/news"))["repeated_chars"] == 0
+    linked = Comment("see www.example.com and http://www.bbc.co.uk/news")
+    assert metadata_values(linked)["repeated_chars"] == 0
     assert metadata_values(Comment("sooooo good"))["repeated_chars"] == 1

@@ -32,12 +32,14 @@ def rows(url: str) -> list[Label]:
 
 
 def wxr_file(tmp_path: Path) -> Path:
-    comments = "\n".join([
-        wp_comment(1, "1", "Great article, thanks"),
-        wp_comment(2, "spam", "Cheap watches online"),
-        wp_comment(3, "0", "pending one"),
-        wp_comment(4, "1", "linked here", ctype="pingback"),
-    ])
+    comments = "\n".join(
+        [
+            wp_comment(1, "1", "Great article, thanks"),
+            wp_comment(2, "spam", "Cheap watches online"),
+            wp_comment(3, "0", "pending one"),
+            wp_comment(4, "1", "linked here", ctype="pingback"),
+        ]
+    )
     return write(tmp_path / "export.xml", WXR.format(comments=comments))
 
 
@@ -67,14 +69,16 @@ def test_duplicates_within_the_file_and_against_moderator_labels(tmp_path, store
         record_label(session, source="moderator", decision="spam", text="Buy   cheap PILLS now")
         session.commit()
     engine.dispose()
-    path = write(tmp_path / "history.csv",
-                 "id,text,spam,toxicity,created_at\n"
-                 "a1,Nice piece on the harbour,0,,2024-01-01T10:00:00Z\n"
-                 "a2,nice piece on the   harbour,0,,2024-01-02T10:00:00Z\n"
-                 "a1,A different text with a reused id,1,,2024-01-03T10:00:00Z\n"
-                 "a4,buy cheap pills NOW,1,,2024-01-04T10:00:00Z\n"
-                 "a5,You are an idiot,0,1,2024-01-05T10:00:00Z\n"
-                 "a6,,1,,2024-01-06T10:00:00Z\n")
+    path = write(
+        tmp_path / "history.csv",
+        "id,text,spam,toxicity,created_at\n"
+        "a1,Nice piece on the harbour,0,,2024-01-01T10:00:00Z\n"
+        "a2,nice piece on the   harbour,0,,2024-01-02T10:00:00Z\n"
+        "a1,A different text with a reused id,1,,2024-01-03T10:00:00Z\n"
+        "a4,buy cheap pills NOW,1,,2024-01-04T10:00:00Z\n"
+        "a5,You are an idiot,0,1,2024-01-05T10:00:00Z\n"
+        "a6,,1,,2024-01-06T10:00:00Z\n",
+    )
     assert main(["import", "csv", str(path), "--database-url", store_url]) == 0
     out = capsys.readouterr().out
     assert "imported 2 rows, skipped 4" in out
@@ -103,11 +107,15 @@ def test_site_labels_newest_row_wins(store_url):
     engine = make_engine(store_url)
     start = datetime(2025, 1, 1, tzinfo=UTC)
     with make_session_factory(engine)() as session:
-        for offset, (text, decision, labels) in enumerate([
-            ("first text", "spam", None), ("first text", "ham", None),      # changed mind: ham
-            ("second text", "abusive", None), ("second text", "undo", {}),  # withdrawn
-            ("third text", "approve", None),
-        ]):
+        for offset, (text, decision, labels) in enumerate(
+            [
+                ("first text", "spam", None),
+                ("first text", "ham", None),  # changed mind: ham
+                ("second text", "abusive", None),
+                ("second text", "undo", {}),  # withdrawn
+                ("third text", "approve", None),
+            ]
+        ):
             label = record_label(session, source="moderator", decision=decision, text=text, labels=labels)
             label.created_at = start + timedelta(minutes=offset)
         session.commit()

@@ -68,7 +68,9 @@ def test_explain_false_gives_no_reasons(tiny_model: Model) -> None:
 
 def test_a_name_url_and_email_alone_do_not_make_spam(tiny_model: Model) -> None:
     bare = Comment(HAM.text)
-    with_meta = Comment(HAM.text, name="Anna Smith", email="anna.smith@gmail.com", url="https://annasmith.net")
+    with_meta = Comment(
+        HAM.text, name="Anna Smith", email="anna.smith@gmail.com", url="https://annasmith.net"
+    )
     spam = ATTRIBUTES.index("spam")
     bare_p, meta_p = tiny_model.predict([bare, with_meta])[:, spam]
     assert meta_p < bare_p + 0.05
@@ -108,19 +110,33 @@ def test_metadata_only_source_teaches_author_features_not_its_praise_text() -> N
     from tests.conftest import tiny_examples
 
     praise = "Thanks for the article, very informative."
-    blog_spam = [LabelledComment(Comment(f"{praise} Great post number {i}.", name="Cheap Loans Online",
-                                         url="http://cheap-payday-loans-store.xyz/"), {"spam": 1.0}, "wordpress")
-                 for i in range(12)]
-    blog_spam += [LabelledComment(Comment(f"{praise} Lovely blog {i}.", name="Anna Smith"), {"spam": 1.0},
-                                  "wordpress") for i in range(12)]  # no author signal: left out
+    shop = "http://cheap-payday-loans-store.xyz/"
+    keyword_name = "Cheap Loans Online"
+    blog_spam = [
+        LabelledComment(
+            Comment(f"{praise} Great post {i}.", name=keyword_name, url=shop), {"spam": 1.0}, "wordpress"
+        )
+        for i in range(12)
+    ]
+    blog_spam += [
+        LabelledComment(Comment(f"{praise} Lovely blog {i}.", name="Anna Smith"), {"spam": 1.0}, "wordpress")
+        for i in range(12)
+    ]  # no author signal: left out
     params = TrainParams(word_bits=12, char_bits=13, min_df=1, calibrate=False, spam_c=10.0)
     model = train(tiny_examples() + blog_spam, params)
     spam = ATTRIBUTES.index("spam")
-    alone, keywords, person = model.predict([
-        Comment(praise),
-        Comment(praise, name="Cheap Loans Online", url="http://cheap-payday-loans-store.xyz/"),
-        Comment(praise, name="Anna Smith", email="anna.smith@gmail.com", url="https://annasmith.wordpress.com/"),
-    ])[:, spam]
+    alone, keywords, person = model.predict(
+        [
+            Comment(praise),
+            Comment(praise, name=keyword_name, url=shop),
+            Comment(
+                praise,
+                name="Anna Smith",
+                email="anna.smith@gmail.com",
+                url="https://annasmith.wordpress.com/",
+            ),
+        ]
+    )[:, spam]
     assert keywords > alone
     assert abs(person - alone) < 1e-6  # a normal name, gmail and a personal blog are not spam evidence
     assert model.card["heads"]["spam"]["metadata_only_rows"] == {"wordpress": 12}

