@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy import CursorResult, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from service.db import (
     PENDING,
@@ -143,6 +144,22 @@ def pending_comments(session: Session, comment_ids: Iterable[str]) -> list[Comme
     )
 
 
+def _status_update(*columns: str) -> Any:
+    """``UPDATE comments SET <columns> WHERE id = :comment_id AND status = :expected_status``."""
+    return (
+        update(Comment)
+        .where(Comment.id == bindparam("comment_id"), Comment.status == bindparam("expected_status"))
+        .values({column: bindparam(column) for column in columns})
+    )
+
+
+_STATUS_COLUMNS = ("status", "reason", "decided_at", "decided_by", "updated_at")
+_SET_STATUS = _status_update(*_STATUS_COLUMNS)
+_SET_STATUS_AND_SCORES = _status_update(
+    *_STATUS_COLUMNS, "scores", "explanations", "model_version", "uncertainty"
+)
+
+
 @dataclass(frozen=True)
 class Change:
     """A status change that was written; ``delivery`` is its webhook outbox row, if the key has one."""
@@ -171,16 +188,17 @@ def change_status(
         "decided_by": update_to.actor,
         "updated_at": now,
     }
+    statement = _SET_STATUS
     if update_to.scores is not None:
         values["scores"] = dict(update_to.scores)
         values["explanations"] = list(update_to.explanations or [])
         values["model_version"] = update_to.model_version
         values["uncertainty"] = update_to.uncertainty
-    result: CursorResult = session.execute(  # type: ignore[assignment]
-        update(Comment)
-        .where(Comment.id == comment.id, Comment.status == expected)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        statement = _SET_STATUS_AND_SCORES
+    # On the session's connection (Core), not through the ORM: no autoflush per call, so the history
+    # and outbox rows of a whole batch are inserted together at commit. The statement is built once.
+    result: CursorResult = session.connection().execute(
+        statement, {**values, "comment_id": comment.id, "expected_status": expected}
     )
     if result.rowcount != 1:
         return None
@@ -197,14 +215,25 @@ def change_status(
         )
     )
     for key, value in values.items():
-        setattr(comment, key, value)
+        # The row already holds these values: update the object without making it dirty, or the
+        # next flush would write the same UPDATE a second time.
+        set_committed_value(comment, key, value)
     return Change(comment, _add_webhook(session, comment))
+
+
+def _webhook_key(session: Session, api_key_id: int) -> ApiKey | None:
+    # Cached per session: a batch of verdicts mostly shares one key, and a lookup per verdict
+    # would also autoflush the pending history rows one by one.
+    cache: dict[int, ApiKey | None] = session.info.setdefault("webhook_keys", {})
+    if api_key_id not in cache:
+        cache[api_key_id] = session.get(ApiKey, api_key_id)
+    return cache[api_key_id]
 
 
 def _add_webhook(session: Session, comment: Comment) -> WebhookDelivery | None:
     if comment.api_key_id is None:
         return None
-    api_key = session.get(ApiKey, comment.api_key_id)
+    api_key = _webhook_key(session, comment.api_key_id)
     if api_key is None or not api_key.webhook_url:
         return None
     delivery = WebhookDelivery(
