@@ -130,8 +130,10 @@ class Stack:
         )
         return port
 
-    def worker(self, processes: int = 1, script: str = "worker.py") -> subprocess.Popen:
-        return self.start([sys.executable, script, "--processes", str(processes)])
+    def worker(self, processes: int = 1, fork: bool = False) -> subprocess.Popen:
+        return self.start(
+            [sys.executable, "worker.py", "--processes", str(processes), *(["--fork"] if fork else [])]
+        )
 
     def stop(self, process: subprocess.Popen) -> None:
         if process.poll() is None:

@@ -96,7 +96,7 @@ def wait_all_decided(sessions, ids: list[str], timeout: float = 600) -> float:  
     return time.monotonic()
 
 
-def worker_throughput(stack: Stack, sessions, count: int, naive: bool) -> float:  # type: ignore[no-untyped-def]
+def worker_throughput(stack: Stack, sessions, count: int, naive: bool, fork: bool = False) -> float:  # type: ignore[no-untyped-def]
     """Comments/s a single worker process sustains on a backlog of ``count`` pending comments."""
     import redis
     from rq import Queue
@@ -115,7 +115,7 @@ def worker_throughput(stack: Stack, sessions, count: int, naive: bool) -> float:
         settings = Settings(redis_url=stack.redis_url, database_url=stack.database_url)
         for start in range(0, len(ids), 50):  # as the API would, in arrivals
             queueing.enqueue_scoring(connection, settings, ids[start : start + 50])
-        process = stack.worker(1)
+        process = stack.worker(1, fork=fork)
     # Start timing at the first verdict, so model loading and start-up are not counted.
     while count_decided(sessions, ids) == 0:
         time.sleep(0.01)
@@ -200,6 +200,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--backlog", type=int, default=3000, help="comments for the batched worker run")
     parser.add_argument("--naive-backlog", type=int, default=400, help="comments for the naive worker run")
+    parser.add_argument(
+        "--fork", action="store_true", help="run worker.py --fork (a forked work horse per job)"
+    )
     args = parser.parse_args()
 
     with running_stack(args.model_dir, args.database_url) as stack:
@@ -233,7 +236,7 @@ def main() -> int:
         stack.stop(warm)
 
         # 2. Worker throughput: batched drain jobs vs one job per comment.
-        batched = worker_throughput(stack, sessions, args.backlog, naive=False)
+        batched = worker_throughput(stack, sessions, args.backlog, naive=False, fork=args.fork)
         naive = worker_throughput(stack, sessions, args.naive_backlog, naive=True)
         print(
             f"one worker process: batched {batched:.0f} comments/s; naive one-job-per-comment "
@@ -241,7 +244,7 @@ def main() -> int:
         )
 
         # 3. End to end and latency at offered rates, with one worker process.
-        worker = stack.worker(1)
+        worker = stack.worker(1, fork=args.fork)
         time.sleep(3)  # model load
         end_to_end(ours_port, headers, sessions, 200, args.concurrency)  # warm-up
         e2e = end_to_end(ours_port, headers, sessions, 2000, args.concurrency)

@@ -33,7 +33,7 @@ def post_comment() -> tuple[Response, int, dict[str, str]]:
     runtime = current_runtime()
     api_key = current_api_key()
     with runtime.session() as session:
-        comment, created = create_comment(session, api_key, fields)
+        comment, created = create_comment(session, api_key, fields, runtime.autocommit_engine)
     if created:
         _enqueue(runtime, comment)
         logger.info("comment=%s received key=%s length=%d", comment.id, api_key.id, len(comment.text))

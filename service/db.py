@@ -252,11 +252,17 @@ class UsageCounter(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
-def make_engine(database_url: str) -> Engine:
-    """Create the engine; SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+def make_engine(database_url: str, autocommit: bool = False) -> Engine:
+    """Create the engine; SQLite gets WAL, a busy timeout and foreign keys on every connection.
+
+    ``autocommit`` engines run each statement as its own transaction: for single-statement writes
+    (storing a new comment), where BEGIN and COMMIT would only add round trips. Their connections
+    stay in autocommit mode, so nothing is reset on each check-out.
+    """
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
     if database_url.startswith("sqlite"):
         # NullPool: SQLite connections are cheap, and no pooled connection survives a fork.
-        engine = create_engine(database_url, poolclass=NullPool, connect_args={"timeout": 30})
+        engine = create_engine(database_url, poolclass=NullPool, connect_args={"timeout": 30}, **options)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     return create_engine(
@@ -265,6 +271,7 @@ def make_engine(database_url: str) -> Engine:
         pool_size=5,
         max_overflow=5,
         connect_args={"connect_timeout": 5},
+        **options,
     )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from classifier.registry import Registry
 from service.connections import connect_database, connect_redis
-from service.db import make_session_factory
+from service.db import make_engine, make_session_factory
 from service.keys import ApiKeyCache
 from service.scoring import ModelHolder
 from service.settings import Settings
@@ -30,9 +30,12 @@ class Runtime:
     models: ModelHolder
     pid: int = field(default_factory=os.getpid)
     api_keys: ApiKeyCache = field(init=False)
+    #: For single-statement writes (a new comment): see ``make_engine(autocommit=True)``.
+    autocommit_engine: Engine = field(init=False)
 
     def __post_init__(self) -> None:
         self.api_keys = ApiKeyCache(self.session)
+        self.autocommit_engine = make_engine(self.settings.effective_database_url, autocommit=True)
 
     @classmethod
     def build(cls, settings: Settings, redis_client: Redis | None = None) -> Runtime:
@@ -59,7 +62,9 @@ class Runtime:
         # Database connections must not be shared across a fork (an RQ work horse is a fork).
         if os.getpid() != self.pid:
             self.engine.dispose(close=False)
+            self.autocommit_engine.dispose(close=False)
             self.pid = os.getpid()
 
     def close(self) -> None:
         self.engine.dispose()
+        self.autocommit_engine.dispose()

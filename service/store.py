@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import CursorResult, bindparam, insert, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -61,14 +62,17 @@ def find_by_external_id(session: Session, api_key_id: int, external_id: str) -> 
     ).first()
 
 
-def create_comment(session: Session, api_key: ApiKey, fields: Mapping[str, Any]) -> tuple[Comment, bool]:
+def create_comment(
+    session: Session, api_key: ApiKey, fields: Mapping[str, Any], autocommit_engine: Engine | None = None
+) -> tuple[Comment, bool]:
     """Store a new comment as pending, durably, before returning. Returns ``(comment, created)``.
 
     Posting an ``external_id`` this key already used returns the stored comment (``created`` False),
     so a CMS that retries a timed-out request never creates a duplicate.
 
-    The new row is written by one autocommitted INSERT: ingest speed is bounded by database round
-    trips, and a single statement is atomic on its own, so BEGIN/COMMIT would only add two more.
+    The new row is written by one autocommitted INSERT (on ``autocommit_engine`` when given, whose
+    connections stay in autocommit mode): ingest speed is bounded by database round trips, and a single
+    statement is atomic on its own, so BEGIN/COMMIT would only add two more.
     Arrival is recorded on the row itself (``received_at``, ``api_key_id``); the status history starts
     with the first verdict.
     """
@@ -90,9 +94,10 @@ def create_comment(session: Session, api_key: ApiKey, fields: Mapping[str, Any])
         "updated_at": now,
         **_comment_columns(fields),
     }
+    engine = autocommit_engine or session.get_bind().execution_options(isolation_level="AUTOCOMMIT")
     try:
-        with session.get_bind().connect() as connection:
-            connection.execution_options(isolation_level="AUTOCOMMIT").execute(insert(Comment), [values])
+        with engine.connect() as connection:
+            connection.execute(insert(Comment), [values])
     except IntegrityError:
         # Two requests with the same external_id raced; the other one won. Return its comment.
         if external_id is not None:

@@ -39,7 +39,9 @@ def worker_environment(settings) -> dict[str, str]:
     return env
 
 
-def start_worker(settings, tmp_path: Path, slow_marker: Path | None = None) -> subprocess.Popen:
+def start_worker(
+    settings, tmp_path: Path, slow_marker: Path | None = None, options: tuple[str, ...] = ()
+) -> subprocess.Popen:
     """Start ``worker.py`` (a real forking RQ worker) in its own process group.
 
     With ``slow_marker``, scoring first touches that file and then sleeps: the only change from the
@@ -60,7 +62,7 @@ def start_worker(settings, tmp_path: Path, slow_marker: Path | None = None) -> s
                     open(marker, "w").write("scoring")
                     time.sleep(120)
                 scoring.ModelHolder.score = slow_score
-            sys.exit(worker.main([]))
+            sys.exit(worker.main({list(options)!r}))
             """
         )
     )
@@ -78,14 +80,17 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool
     return False
 
 
-def test_sigkilled_worker_mid_job_loses_nothing_and_records_one_verdict(runtime, client, api_key, tmp_path):
+@pytest.mark.parametrize("options", [("--fork",), ()], ids=["forking-worker", "default-worker"])
+def test_sigkilled_worker_mid_job_loses_nothing_and_records_one_verdict(
+    runtime, client, api_key, tmp_path, options
+):
     marker = tmp_path / "scoring-started"
     comment_id = client.post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
-    process = start_worker(runtime.settings, tmp_path, slow_marker=marker)
+    process = start_worker(runtime.settings, tmp_path, slow_marker=marker, options=options)
     try:
         assert wait_until(marker.exists), "the worker never started scoring"
         registry = StartedJobRegistry(queueing.SCORING_QUEUE, connection=runtime.redis)
-        assert registry.get_job_ids(), "the job should be in progress in a forked work horse"
+        assert registry.get_job_ids(), "the job should be in progress"
         os.killpg(process.pid, signal.SIGKILL)  # the worker and its work horse, with no warning
         process.wait(timeout=10)
     finally:
