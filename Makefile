@@ -51,6 +51,8 @@ typecheck: install-dev
 bench: install-dev
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/compat_latency.py
+	$(BIN)/python bench/moderation_page.py --gc-freeze
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
