@@ -27,6 +27,7 @@ from typing import Any
 import sklearn
 import skops.io as sio
 
+from classifier.datasets import sha256_file
 from classifier.errors import ModelIntegrityError, ModelNotFound
 from classifier.model import Model
 
@@ -62,14 +63,6 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.ndarray",
     "numpy.core.multiarray._reconstruct",
 )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _git_commit() -> str | None:
@@ -193,7 +186,7 @@ class Registry:
         path = self.root / version / str(card.get("artifact", ARTIFACT))
         if not path.is_file():
             raise ModelIntegrityError(f"model {version}: artifact is missing")
-        if _sha256(path) != card.get("artifact_sha256"):
+        if sha256_file(path) != card.get("artifact_sha256"):
             raise ModelIntegrityError(f"model {version}: artifact sha256 does not match its card")
         blob = path.read_bytes()
         try:
