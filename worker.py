@@ -70,7 +70,12 @@ def reconcile_forever(runtime: Runtime, stop: threading.Event) -> None:
             logger.exception("reconcile failed")
 
 
-def run_worker(settings: Settings, burst: bool = False, simple: bool = False) -> bool:
+def run_worker(
+    settings: Settings,
+    burst: bool = False,
+    simple: bool = False,
+    queues: tuple[str, ...] = queueing.SERVING_QUEUES,
+) -> bool:
     runtime = Runtime.build(settings)
     jobs.bind_runtime(runtime)
     if runtime.models.model is None:
@@ -83,7 +88,7 @@ def run_worker(settings: Settings, burst: bool = False, simple: bool = False) ->
     gc.collect()
     gc.freeze()
     worker_class = SimpleWorker if simple else GuardedForkWorker
-    worker = worker_class(list(queueing.WORKER_QUEUES), connection=runtime.redis)
+    worker = worker_class(list(queues), connection=runtime.redis)
     try:
         return worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
     finally:
@@ -99,23 +104,33 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run each job in a forked work horse (isolation; about 100 ms more latency per job)",
     )
+    parser.add_argument(
+        "--queues",
+        default=",".join(queueing.SERVING_QUEUES),
+        help=f"comma-separated queues (default: %(default)s; run a separate `--queues "
+        f"{queueing.TRAINING_QUEUE}` worker for retraining)",
+    )
     args = parser.parse_args(argv)
     simple = not args.fork
+    queues = tuple(name.strip() for name in args.queues.split(",") if name.strip())
+    unknown = set(queues) - set(queueing.WORKER_QUEUES)
+    if not queues or unknown:
+        parser.error(f"--queues takes names from {', '.join(queueing.WORKER_QUEUES)}")
     settings = Settings.from_env()
     configure_logging(settings)
     if args.processes <= 1:
-        run_worker(settings, burst=args.burst, simple=simple)
+        run_worker(settings, burst=args.burst, simple=simple, queues=queues)
         return 0
-    return supervise(settings, args.processes, args.burst, simple)
+    return supervise(settings, args.processes, args.burst, simple, queues)
 
 
-def supervise(settings: Settings, processes: int, burst: bool, simple: bool) -> int:
+def supervise(settings: Settings, processes: int, burst: bool, simple: bool, queues: tuple[str, ...]) -> int:
     """Run N worker processes and restart any that dies, until SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
     def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=run_worker, args=(settings, burst, simple), daemon=False)
+        process = context.Process(target=run_worker, args=(settings, burst, simple, queues), daemon=False)
         process.start()
         return process
 

@@ -163,10 +163,12 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
         env=env,
     )
     worker = subprocess.Popen([python, "worker.py", "--processes", str(args.workers)], env=env)
+    # Retraining gets a worker of its own, so it never holds back scoring.
+    trainer = subprocess.Popen([python, "worker.py", "--queues", "training"], env=env)
     url = f"http://{bind}"
     if not _wait_until_serving(f"{url}/healthz", web, timeout=180):
         print("error: the API did not start; see the messages above", file=sys.stderr)
-        for process in (web, worker):
+        for process in (web, worker, trainer):
             process.terminate()
         return 1
     body = json.dumps({"name": "Ada", "email": "ada@example.com", "text": "Thanks for the clear article!"})
@@ -191,10 +193,10 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGINT, request_stop)
     while not stop and web.poll() is None and worker.poll() is None:
         time.sleep(0.5)
-    for process in (web, worker):
+    for process in (web, worker, trainer):
         if process.poll() is None:
             process.terminate()
-    for process in (web, worker):
+    for process in (web, worker, trainer):
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -25,6 +25,10 @@ WEBHOOK_QUEUE = "webhooks"
 #: Retraining is slow and must never delay scoring: workers listen to it last.
 TRAINING_QUEUE = "training"
 WORKER_QUEUES = (SCORING_QUEUE, WEBHOOK_QUEUE, TRAINING_QUEUE)
+#: What `python worker.py` serves by default. Retraining runs in a worker of its own
+#: (`python worker.py --queues training`): a worker runs one job at a time, so a retrain of a few
+#: minutes in a scoring worker would hold every new comment back for that long.
+SERVING_QUEUES = (SCORING_QUEUE, WEBHOOK_QUEUE)
 
 SCORE_JOB_TIMEOUT = 120
 SCORE_JOB_RETRY = Retry(max=2, interval=[2, 10])

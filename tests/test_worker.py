@@ -167,3 +167,11 @@ def test_real_worker_reconciler_picks_up_comments_stored_while_redis_was_away(
             )
         ).all()
     assert len(verdicts) == 1  # re-enqueued every second while pending, decided once
+
+
+def test_unknown_queue_names_are_refused():
+    import worker
+
+    with pytest.raises(SystemExit) as exit_info:
+        worker.main(["--queues", "scoring,nope"])
+    assert exit_info.value.code == 2
