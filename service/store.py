@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import CursorResult, bindparam, insert, select, update
 from sqlalchemy.engine import Engine
@@ -94,7 +94,8 @@ def create_comment(
         "updated_at": now,
         **_comment_columns(fields),
     }
-    engine = autocommit_engine or session.get_bind().execution_options(isolation_level="AUTOCOMMIT")
+    bind = cast(Engine, session.get_bind())  # sessions here are always bound to an Engine
+    engine = autocommit_engine or bind.execution_options(isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as connection:
             connection.execute(insert(Comment), [values])
