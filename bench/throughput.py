@@ -203,6 +203,7 @@ def main() -> int:
     parser.add_argument(
         "--fork", action="store_true", help="run worker.py --fork (a forked work horse per job)"
     )
+    parser.add_argument("--ingest-only", action="store_true", help="stop after the ingest comparison")
     args = parser.parse_args()
 
     with running_stack(args.model_dir, args.database_url) as stack:
@@ -227,6 +228,9 @@ def main() -> int:
             f"ingest: {ingest:.0f} req/s; bare enqueue endpoint: {bare_ingest:.0f} req/s; "
             f"ratio {ingest / bare_ingest:.2f} (target >= 0.70)"
         )
+        if args.ingest_only:
+            engine.dispose()
+            return 0
 
         # Score what ingest left behind before the timed runs.
         warm = stack.worker(1)

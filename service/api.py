@@ -7,7 +7,7 @@ import re
 import time
 
 import redis
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 
 from service import queueing
 from service.app import current_runtime
@@ -15,7 +15,7 @@ from service.auth import current_api_key, require_api_key
 from service.db import PENDING, Comment
 from service.errors import InvalidComment, NotFound
 from service.runtime import Runtime
-from service.store import comment_summary, create_comment, get_comment
+from service.store import comment_summary, create_comment, get_comment, pending_summary
 from service.validation import parse_comment, read_json_object
 
 logger = logging.getLogger(__name__)
@@ -93,14 +93,22 @@ def wait_for_verdict(runtime: Runtime, comment_id: str, seconds: float) -> Comme
         pubsub.close()
 
 
+def comment_location(comment_id: str) -> str:
+    # What url_for("api.get_comment_status", ...) builds, without a URL-map lookup per request
+    # (ids are hex, so nothing needs quoting); test_api checks both agree.
+    return f"{request.script_root}{bp.url_prefix}/comments/{comment_id}"
+
+
 def _comment_response(comment: Comment, created: bool) -> tuple[Response, int, dict[str, str]]:
-    location = url_for("api.get_comment_status", comment_id=comment.id)
-    body = comment_summary(comment)
-    body["links"] = {"self": location}
+    location = comment_location(comment.id)
     if comment.status == PENDING:
+        # Nothing is decided yet, so the answer carries only what is known; GET the link for more.
+        body = pending_summary(comment)
         status = 202
     else:
+        body = comment_summary(comment)
         status = 201 if created else 200
+    body["links"] = {"self": location}
     return jsonify(body), status, {"Location": location}
 
 
@@ -113,5 +121,5 @@ def get_comment_status(comment_id: str) -> tuple[Response, int]:
     if comment is None or comment.api_key_id != current_api_key().id:
         raise NotFound("No such comment.")
     body = comment_summary(comment)
-    body["links"] = {"self": url_for("api.get_comment_status", comment_id=comment.id)}
+    body["links"] = {"self": comment_location(comment.id)}
     return jsonify(body), 200

@@ -6,7 +6,8 @@ import logging
 import secrets
 import sys
 
-from flask import Flask, current_app
+from flask import Flask, Request, current_app
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from service.errors import register_error_handlers
 from service.runtime import Runtime
@@ -25,11 +26,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         SECRET_KEY=settings.secret_key or _local_secret_key(settings),
-        JSON_SORT_KEYS=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
     )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # answers keep their documented order
+    app.session_interface = _CookieOnlyWhenPresent()
     app.extensions[EXTENSION] = runtime
     register_error_handlers(app)
     _register_blueprints(app)
@@ -58,13 +60,32 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(akismet.bp)
 
 
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+}
+
+
 def _security_headers(response):  # type: ignore[no-untyped-def]
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault(
-        "Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-    )
+    headers = response.headers
+    for name, value in _SECURITY_HEADERS.items():
+        if name not in headers:  # pages set their own Content-Security-Policy
+            headers[name] = value
     return response
+
+
+class _CookieOnlyWhenPresent(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, minus the work for requests that carry no session cookie.
+
+    The CMS API never has one, and Flask would otherwise build a signing serializer on every
+    request; an empty session behaves the same, and saving one sets no cookie.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class() if app.secret_key else None
+        return super().open_session(app, request)
 
 
 def current_runtime() -> Runtime:

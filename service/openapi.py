@@ -118,7 +118,10 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {
                         "200": _verdict_response("This key already posted this external_id; here it is."),
                         "201": _verdict_response("Stored, and the verdict arrived within 'wait'."),
-                        "202": _verdict_response("Stored durably and queued; the verdict will follow."),
+                        "202": _verdict_response(
+                            "Stored durably and queued; the verdict will follow. Only id, "
+                            "external_id, status, received_at and links are given."
+                        ),
                         "400": _error_response("The body is not valid JSON."),
                         "401": unauthorized,
                         "403": _error_response("The key lacks the 'comments' scope."),

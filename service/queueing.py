@@ -11,9 +11,11 @@ says "pending", and the reconciler enqueues it again.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Sequence
 
 import redis
+from redis.commands.core import Script
 from rq import Callback, Queue, Retry
 
 from service.settings import Settings
@@ -63,12 +65,32 @@ def enqueue_scoring(connection: redis.Redis, settings: Settings, comment_ids: Se
     """
     if not comment_ids:
         return
-    pipe = connection.pipeline(transaction=False)
-    pipe.rpush(inbox_key(settings), *comment_ids)
-    pipe.set(drain_flag_key(settings), "1", nx=True, ex=DRAIN_FLAG_TTL)
-    _, newly_flagged = pipe.execute()
+    newly_flagged = False
+    for start in range(0, len(comment_ids), _PUSH_CHUNK):
+        newly_flagged |= _push_to_inbox(connection, settings, comment_ids[start : start + _PUSH_CHUNK])
     if newly_flagged:
         enqueue_drain(connection, trigger=comment_ids[0])
+
+
+# RPUSH the ids and set the drain flag if it is not set, as one command: one round trip, atomic,
+# and cheaper in the API process than a pipeline. Returns 1 when this call set the flag.
+_PUSH_SCRIPT = """
+redis.call('RPUSH', KEYS[1], unpack(ARGV, 2))
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then return 1 end
+return 0
+"""
+#: Ids per script call: Lua's unpack() has a stack limit of a few thousand values.
+_PUSH_CHUNK = 1000
+_push_scripts: weakref.WeakKeyDictionary[redis.Redis, Script] = weakref.WeakKeyDictionary()
+
+
+def _push_to_inbox(connection: redis.Redis, settings: Settings, comment_ids: Sequence[str]) -> bool:
+    script = _push_scripts.get(connection)
+    if script is None:
+        # Script runs EVALSHA and loads the script itself after a Redis restart (NOSCRIPT).
+        script = _push_scripts[connection] = connection.register_script(_PUSH_SCRIPT)
+    keys = [inbox_key(settings), drain_flag_key(settings)]
+    return bool(script(keys=keys, args=[DRAIN_FLAG_TTL, *comment_ids]))
 
 
 def enqueue_drain(connection: redis.Redis, trigger: str) -> None:

@@ -1,10 +1,12 @@
 """Per-key rate limits and usage counters for the compatibility endpoints (Perspective, Akismet).
 
-Limits are counted in Redis by flask-limiter's rate-limiting strategy (fixed window), keyed by the
-authenticated API key's id. The check runs *after* authentication, inside the view, because the key
-arrives in protocol-specific places (``?key=``, a form field, the Host header) and because the limit
-itself is per key (``ApiKey.rate_limit``, else ``Settings.rate_limit``). Each blueprint turns
-:class:`RateLimited` into its own protocol's 429 answer, with ``Retry-After``.
+Limits are counted in Redis by the ``limits`` library's fixed-window strategy, keyed by the
+authenticated API key's id. (Flask-Limiter wraps the same library, but it adds a check to every
+route of the app, the CMS ingest path included, which uses no limit.) The check runs *after*
+authentication, inside the view, because the key arrives in protocol-specific places (``?key=``, a
+form field, the Host header) and because the limit itself is per key (``ApiKey.rate_limit``, else
+``Settings.rate_limit``). Each blueprint turns :class:`RateLimited` into its own protocol's 429
+answer, with ``Retry-After``.
 
 Usage counters (``UsageCounter``: key, endpoint, day) are buffered in the process and written at most
 every few seconds, so counting never puts a database commit on the scoring path.
@@ -20,8 +22,9 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from flask import Flask, current_app
-from flask_limiter import Limiter
 from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -60,20 +63,12 @@ def storage_uri(runtime: Runtime) -> str:
     return "redis+unix://" + url.removeprefix("unix://") if url.startswith("unix://") else url
 
 
-def init_rate_limits(app: Flask, runtime: Runtime) -> Limiter:
+def init_rate_limits(app: Flask, runtime: Runtime) -> FixedWindowRateLimiter:
     """Create the app's limiter once (both compatibility blueprints call this when registered)."""
     existing = app.extensions.get(EXTENSION)
     if existing is not None:
         return existing
-    limiter = Limiter(
-        key_func=lambda: "unused",  # limits are checked explicitly, per authenticated key
-        app=app,
-        storage_uri=storage_uri(runtime),
-        storage_options=_STORAGE_OPTIONS,
-        strategy="fixed-window",
-        headers_enabled=False,
-        swallow_errors=True,
-    )
+    limiter = FixedWindowRateLimiter(storage_from_string(storage_uri(runtime), **_STORAGE_OPTIONS))
     app.extensions[EXTENSION] = limiter
     app.extensions[EXTENSION + ".usage"] = UsageBuffer()
     return limiter
@@ -95,12 +90,12 @@ def enforce_rate_limit(api_key: ApiKey, settings: Settings) -> None:
     """Count one request against the key's limit; raise :class:`RateLimited` when it is used up."""
     limit = key_limit(api_key, settings)
     item = _limit_item(limit)
-    limiter: Limiter = current_app.extensions[EXTENSION]
+    limiter: FixedWindowRateLimiter = current_app.extensions[EXTENSION]
     try:
-        allowed = limiter.limiter.hit(item, *_identity(api_key, settings))
+        allowed = limiter.hit(item, *_identity(api_key, settings))
         if allowed:
             return
-        reset_at, _remaining = limiter.limiter.get_window_stats(item, *_identity(api_key, settings))
+        reset_at, _remaining = limiter.get_window_stats(item, *_identity(api_key, settings))
     except Exception as error:  # redis errors, or the storage wrapping them
         # Availability beats strictness: a Redis outage must not take scoring down with it.
         logger.warning("rate limit check failed key=%s error=%s (allowed)", api_key.id, error)
@@ -111,9 +106,9 @@ def enforce_rate_limit(api_key: ApiKey, settings: Settings) -> None:
 def is_throttled(api_key: ApiKey, settings: Settings) -> bool:
     """Whether the key's current window is used up (for Akismet's usage-limit ``throttled``)."""
     item = _limit_item(key_limit(api_key, settings))
-    limiter: Limiter = current_app.extensions[EXTENSION]
+    limiter: FixedWindowRateLimiter = current_app.extensions[EXTENSION]
     try:
-        _reset_at, remaining = limiter.limiter.get_window_stats(item, *_identity(api_key, settings))
+        _reset_at, remaining = limiter.get_window_stats(item, *_identity(api_key, settings))
     except Exception:
         return False
     return remaining <= 0

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, insert, select, update
+from sqlalchemy import CursorResult, Table, bindparam, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,6 +27,7 @@ from service.db import (
     PENDING,
     ApiKey,
     Comment,
+    RowInserter,
     StatusChange,
     WebhookDelivery,
     new_id,
@@ -70,9 +72,10 @@ def create_comment(
     Posting an ``external_id`` this key already used returns the stored comment (``created`` False),
     so a CMS that retries a timed-out request never creates a duplicate.
 
-    The new row is written by one autocommitted INSERT (on ``autocommit_engine`` when given, whose
-    connections stay in autocommit mode): ingest speed is bounded by database round trips, and a single
-    statement is atomic on its own, so BEGIN/COMMIT would only add two more.
+    The new row is written by one INSERT through :class:`~service.db.RowInserter`, on
+    ``autocommit_engine`` when given (its connections stay in autocommit mode): ingest speed is bounded
+    by database round trips and per-request CPU, and a single statement is atomic on its own, so
+    BEGIN/COMMIT would only add two more round trips.
     Arrival is recorded on the row itself (``received_at``, ``api_key_id``); the status history starts
     with the first verdict.
     """
@@ -94,20 +97,45 @@ def create_comment(
         "updated_at": now,
         **_comment_columns(fields),
     }
-    bind = cast(Engine, session.get_bind())  # sessions here are always bound to an Engine
-    engine = autocommit_engine or bind.execution_options(isolation_level="AUTOCOMMIT")
+    engine = autocommit_engine or cast(Engine, session.get_bind())  # sessions here are bound to an Engine
     try:
-        with engine.connect() as connection:
-            connection.execute(insert(Comment), [values])
+        _insert_comment_row(engine, values)
     except IntegrityError:
+        session.rollback()
+        if session.get(Comment, values["id"]) is not None:
+            # The retry after a dropped connection found the first attempt's row: it did commit.
+            return Comment(**values), True
         # Two requests with the same external_id raced; the other one won. Return its comment.
         if external_id is not None:
-            session.rollback()
             existing = find_by_external_id(session, api_key.id, external_id)
             if existing is not None:
                 return existing, False
         raise
     return Comment(**values), True
+
+
+_comment_inserters: weakref.WeakKeyDictionary[Engine, RowInserter] = weakref.WeakKeyDictionary()
+
+
+def _insert_comment_row(engine: Engine, values: dict[str, Any]) -> None:
+    """INSERT one comment; once more on a fresh connection if the pooled one had been dropped.
+
+    Autocommit engines do not ping connections before use (a round trip per request), so a
+    connection the database closed (a restart, an idle timeout) surfaces here. It is invalidated,
+    and one retry gets a new connection. The row keeps its id, so a first attempt that committed
+    before the connection died shows up as an IntegrityError on the retry.
+    """
+    inserter = _comment_inserters.get(engine)
+    if inserter is None:
+        inserter = _comment_inserters[engine] = RowInserter(engine, cast(Table, Comment.__table__))
+    for attempt in (1, 2):
+        try:
+            inserter.insert(values)
+            return
+        except DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+            logger.warning("database connection dropped; retrying the insert on a new one")
 
 
 _COMMENT_FIELDS = {
@@ -268,6 +296,16 @@ def comment_summary(comment: Comment) -> dict[str, Any]:
         "received_at": _iso(comment.received_at),
         "decided_at": _iso(comment.decided_at),
         "decided_by": _public_actor(comment.decided_by),
+    }
+
+
+def pending_summary(comment: Comment) -> dict[str, Any]:
+    """What the API answers for a comment still waiting for its verdict (``202 Accepted``)."""
+    return {
+        "id": comment.id,
+        "external_id": comment.external_id,
+        "status": comment.status,
+        "received_at": _iso(comment.received_at),
     }
 
 

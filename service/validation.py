@@ -13,7 +13,8 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 from flask import Request
 from pydantic import (
     BaseModel,
@@ -35,6 +36,11 @@ MAX_META_BYTES = 4 * 1024
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\ufffe\uffff]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# A plain ASCII address: dot-atom local part, host-name labels, an alphabetic top-level domain.
+_PLAIN_ADDRESS = re.compile(
+    rf"(?P<local>{_ATEXT}(?:\.{_ATEXT})*)@(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}})"
+)
 
 
 def clean_text(value: str) -> str:
@@ -153,7 +159,7 @@ class CommentIn(BaseModel):
     @classmethod
     def _email_syntax(cls, value: str) -> str:
         try:
-            return validate_email(value, check_deliverability=False).normalized
+            return normalized_email(value)
         except EmailNotValidError as error:
             raise ValueError(f"is not a valid e-mail address ({error})") from None
 
@@ -199,6 +205,30 @@ class CommentIn(BaseModel):
         if len(encoded.encode("utf-8")) > MAX_META_BYTES:
             raise ValueError(f"must be at most {MAX_META_BYTES} bytes as JSON")
         return value
+
+
+def normalized_email(address: str) -> str:
+    """The address as email-validator normalises it (syntax only, no DNS); raises EmailNotValidError.
+
+    Plain ASCII addresses, nearly all of them, are checked by one pattern: email-validator's full
+    path (IDNA, quoted local parts, every RFC corner) takes about a tenth of an ingest request's CPU.
+    Anything the pattern does not cover, punycode labels included, goes to email-validator, and a
+    test checks that both agree.
+    """
+    match = _PLAIN_ADDRESS.fullmatch(address)
+    if match is not None and len(address) <= 254 and len(match["local"]) <= 64:
+        local, domain = match["local"], match["domain"].lower()
+        if (
+            "--" not in domain
+            and not _is_special_use(domain)
+            and local.lower() not in CASE_INSENSITIVE_MAILBOX_NAMES  # "Postmaster" becomes lower case
+        ):
+            return f"{local}@{domain}"
+    return validate_email(address, check_deliverability=False).normalized
+
+
+def _is_special_use(domain: str) -> bool:
+    return any(domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES)
 
 
 def read_json_object(request: Request) -> dict[str, Any]:

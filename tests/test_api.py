@@ -7,7 +7,8 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import func, select
+from flask import url_for
+from sqlalchemy import func, select, text
 
 from service import queueing
 from service.db import APPROVED, HELD, PENDING, REJECTED, Comment, StatusChange
@@ -44,6 +45,18 @@ def test_post_answers_202_only_after_storing(client, runtime, api_key):
         assert comment.status == PENDING
         assert comment.author_email == "ada@example.com"
         assert comment.received_at is not None and comment.api_key_id == api_key.id
+
+
+def test_links_match_the_url_map_behind_a_path_prefix(app, client, api_key):
+    # The API builds its links by hand (cheaper than url_for); they must be what url_for builds,
+    # also when the app is mounted under a prefix (SCRIPT_NAME) behind a proxy.
+    body = client.post(
+        "/v1/comments", json=POLITE, headers=api_key.headers, base_url="http://localhost/moderation/"
+    ).get_json()
+    with app.test_request_context("/", base_url="http://localhost/moderation/"):
+        expected = url_for("api.get_comment_status", comment_id=body["id"])
+    assert expected.startswith("/moderation/v1/")
+    assert body["links"]["self"] == expected
 
 
 def test_worker_reaches_a_verdict_the_cms_can_read(client, runtime, api_key):
@@ -286,3 +299,48 @@ def test_json_body_is_decoded_even_with_charset_parameter(client, api_key):
         headers={**api_key.headers, "Content-Type": "application/json; charset=utf-8"},
     )
     assert response.status_code == 202
+
+
+def test_a_stored_comment_reads_back_exactly_as_sent(client, runtime, api_key):
+    # New comments are written through the DBAPI cursor (service.db.RowInserter), not the ORM;
+    # what the ORM reads back must be what was sent: JSON, odd Unicode, aware UTC timestamps.
+    body = {
+        **POLITE,
+        "external_id": "wp-9",
+        "post_id": "p-1",
+        "author_ip": "2001:db8::1",
+        "created_at": "2026-11-28T10:00:00+02:00",
+        "meta": {"nested": {"list": [1, 2.5, None, True]}, "emoji": "😀", "rtl": "\u202eabc"},
+        "text": "Zażółć gęślą jaźń — 😀 <b>bold</b> 'quotes' \"double\" \\ backslash",
+    }
+    comment_id = post(client, api_key, body).get_json()["id"]
+
+    with runtime.session() as session:
+        comment = session.get(Comment, comment_id)
+        assert comment.meta == body["meta"]
+        assert comment.text == body["text"]
+        assert (comment.external_id, comment.post_id, comment.author_ip) == ("wp-9", "p-1", "2001:db8::1")
+        assert comment.created_at.utcoffset().total_seconds() == 0
+        assert comment.created_at.isoformat() == "2026-11-28T08:00:00+00:00"
+        assert comment.received_at.tzinfo is not None and comment.status == PENDING
+
+
+def test_ingest_survives_the_database_dropping_its_connection(client, runtime, api_key):
+    # Ingest connections are not pinged before use; one the server closed must cost a retry, not a 5xx.
+    if runtime.autocommit_engine.dialect.name != "postgresql":
+        pytest.skip("needs a database server that can close a client's connection")
+    assert post(client, api_key, POLITE).status_code == 202  # a pooled connection now exists
+    with runtime.session() as session:
+        killed = session.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle'"
+            )
+        )
+    assert killed >= 1
+
+    response = post(client, api_key, {**POLITE, "external_id": "after-drop"})
+
+    assert response.status_code == 202
+    with runtime.session() as session:
+        assert session.scalar(select(func.count()).where(Comment.external_id == "after-drop")) == 1

@@ -278,3 +278,21 @@ def test_webhook_outbox_row_is_written_with_the_verdict(runtime, client, hooked_
         delivery.next_attempt_at = utcnow() - timedelta(seconds=1)
         session.commit()
     assert jobs.reconcile(runtime).webhooks_requeued == 1
+
+
+def test_enqueue_reloads_its_script_after_redis_forgets_it(runtime):
+    # A Redis restart (or SCRIPT FLUSH) drops loaded Lua scripts; the next enqueue must load it again.
+    queueing.enqueue_scoring(runtime.redis, runtime.settings, ["first"])
+    runtime.redis.script_flush()
+    queueing.enqueue_scoring(runtime.redis, runtime.settings, ["second"])
+
+    inbox = runtime.redis.lrange(queueing.inbox_key(runtime.settings), 0, -1)
+    assert [item.decode() for item in inbox] == ["first", "second"]
+
+
+def test_a_large_enqueue_keeps_every_id_in_order(runtime):
+    ids = [f"c{i}" for i in range(10_000)]  # more than Lua can unpack in one call
+    queueing.enqueue_scoring(runtime.redis, runtime.settings, ids)
+
+    inbox = runtime.redis.lrange(queueing.inbox_key(runtime.settings), 0, -1)
+    assert [item.decode() for item in inbox] == ids
