@@ -329,8 +329,8 @@ def score_stream(model: Any, stream: TextIO, out: TextIO, batch_size: int = 500,
                 errors += 1
         scores = iter(model.score(comments, explain=explain))
         for result in results:
-            line = result if result is not None else next(scores).to_dict()
-            out.write(json.dumps(line, ensure_ascii=False))
+            record = result if result is not None else next(scores).to_dict()
+            out.write(json.dumps(record, ensure_ascii=False))
             out.write("\n")
         out.flush()
     return errors

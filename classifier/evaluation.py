@@ -787,6 +787,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(a fixed random sample); per-source figures still use every held-out row",
     )
     parser.add_argument("--no-loso", action="store_true", help="skip the leave-one-source-out folds")
+    parser.add_argument(
+        "--tasks",
+        default="spam,toxicity",
+        help="comma-separated leave-one-source-out tasks to run: spam, toxicity (default: both)",
+    )
+    parser.add_argument(
+        "--no-per-source",
+        action="store_true",
+        help="skip the per-source figures of the registry's model (no registry needed)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline recipe")
 
 
@@ -833,16 +843,17 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     per_source: list[Scored] = []
     version = args.model or "active"
     holdout_excluded: bool | None = None
-    try:
-        from classifier.registry import Registry
+    if not getattr(args, "no_per_source", False):
+        try:
+            from classifier.registry import Registry
 
-        registry = Registry(args.registry)
-        model = registry.load(args.model) if args.model else registry.load_active()
-        version = str(getattr(model, "version", None) or version)
-        holdout_excluded = _holdout_flag(model, [] if args.quick else examples)
-        per_source = evaluate_per_source(model.predict, holdout, progress=True)
-    except (ClassifierError, ImportError) as exc:
-        print(f"warning: no per-source figures: {exc}")
+            registry = Registry(args.registry)
+            model = registry.load(args.model) if args.model else registry.load_active()
+            version = str(getattr(model, "version", None) or version)
+            holdout_excluded = _holdout_flag(model, [] if args.quick else examples)
+            per_source = evaluate_per_source(model.predict, holdout, progress=True)
+        except (ClassifierError, ImportError) as exc:
+            print(f"warning: no per-source figures: {exc}")
 
     folds: list[FoldResult] = []
     if not args.no_loso:
@@ -856,7 +867,15 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
                 params.toxicity_rows_per_source = SPAM_FOLD_TOXICITY_ROWS
             return train(train_examples, params, progress=False).predict
 
-        folds = evaluate_folds(loso_examples, train_ours, progress=True, run_baseline=not args.no_baseline)
+        tasks = {t.strip() for t in str(getattr(args, "tasks", "spam,toxicity")).split(",") if t.strip()}
+        unknown = tasks - {"spam", "toxicity"}
+        if unknown:
+            print(f"error: unknown task(s) {', '.join(sorted(unknown))}; use spam and/or toxicity")
+            return 2
+        selected = [f for f in FOLDS if f.task in tasks]
+        folds = evaluate_folds(
+            loso_examples, train_ours, selected, progress=True, run_baseline=not args.no_baseline
+        )
 
     command = (
         "python -m classifier evaluate"
@@ -874,6 +893,8 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         + (f" --max-per-source {args.max_per_source}" if args.max_per_source and not args.quick else "")
         + (" --no-loso" if args.no_loso else "")
         + (" --no-baseline" if args.no_baseline else "")
+        + (f" --tasks {args.tasks}" if getattr(args, "tasks", "spam,toxicity") != "spam,toxicity" else "")
+        + (" --no-per-source" if getattr(args, "no_per_source", False) else "")
     )
     context = ReportContext(
         version,

@@ -280,7 +280,7 @@ def describe_meta(name: str, values: dict[str, float]) -> str:
 
 # Caches shared by every vectoriser with the same layout (never saved with the model).
 _WORD_CACHES: dict[int, dict[str, int]] = {}
-_CHAR_CACHES: dict[tuple[int, int, int], dict[str, list[int]]] = {}
+_CHAR_CACHES: dict[tuple[int, int, int], dict[str, array[int]]] = {}
 _CACHE_LIMIT = 400_000
 
 
@@ -291,7 +291,7 @@ def _hash(term: str, n_features: int) -> int:
 def char_ngrams(word: str, low: int, high: int) -> list[str]:
     """Character n-grams of a word padded with spaces (scikit-learn's ``char_wb``)."""
     padded = f" {word} "
-    grams = []
+    grams: list[str] = []
     for n in range(low, high + 1):
         if len(padded) < n:
             break
@@ -347,7 +347,7 @@ class CommentVectorizer(TransformerMixin, BaseEstimator):
                 cache[word] = col
         return col
 
-    def _char_cols(self, word: str) -> array:
+    def _char_cols(self, word: str) -> array[int]:
         low, high = self.char_ngram_range
         cache = _CHAR_CACHES.setdefault((self.n_char, low, high), {})
         cols = cache.get(word)

@@ -236,3 +236,24 @@ def test_main_end_to_end_on_a_tiny_registry(tmp_path, monkeypatch, capsys, reque
     text = (out / "evaluation.md").read_text(encoding="utf-8")
     assert "## Per source, held-out rows" in text and "| spam_a | spam |" in text
     assert "wrote" in capsys.readouterr().out
+
+
+def test_tasks_option_selects_the_folds(tmp_path, monkeypatch):
+    import classifier.datasets
+
+    monkeypatch.setattr(classifier.datasets, "load_public", lambda data_dir: inline_examples())
+    seen: list[str] = []
+
+    def fake_folds(examples, train_ours, folds=evaluation.FOLDS, progress=False, run_baseline=True):
+        seen.extend(f.task for f in folds)
+        return []
+
+    monkeypatch.setattr(evaluation, "evaluate_folds", fake_folds)
+    out = tmp_path / "r"
+    assert evaluation.main(["--out", str(out), "--tasks", "spam", "--no-per-source"]) == 0
+    assert seen and set(seen) == {"spam"}
+    assert "--tasks spam --no-per-source" in (out / "evaluation.md").read_text(encoding="utf-8")
+    seen.clear()
+    assert evaluation.main(["--out", str(out), "--tasks", "toxicity", "--no-per-source"]) == 0
+    assert seen and set(seen) == {"toxicity"}
+    assert evaluation.main(["--out", str(out), "--tasks", "bogus", "--no-per-source"]) == 2

@@ -140,3 +140,59 @@ def test_metadata_only_source_teaches_author_features_not_its_praise_text() -> N
     assert keywords > alone
     assert abs(person - alone) < 1e-6  # a normal name, gmail and a personal blog are not spam evidence
     assert model.card["heads"]["spam"]["metadata_only_rows"] == {"wordpress": 12}
+
+
+def test_spam_calibration_prior_balanced_raises_a_rare_class() -> None:
+    """With few spam rows, the balanced Platt prior scores spam higher than the training mix's prior."""
+    import pytest
+
+    from classifier.errors import TrainingError
+    from tests.conftest import tiny_examples
+
+    examples = tiny_examples()
+    ham = [e for e in examples if e.labels.get("spam") == 0.0]
+    # Many more ham rows than spam, so the two priors differ.
+    examples = examples + [
+        LabelledComment(Comment(f"{e.comment.text} again {k}"), {"spam": 0.0}, "tiny-spam")
+        for k in range(3)
+        for e in ham
+    ]
+    spam = ATTRIBUTES.index("spam")
+    probabilities = {}
+    for prior in ("weighted", "balanced"):
+        params = TrainParams(word_bits=12, char_bits=13, min_df=1, spam_calibration_prior=prior)
+        model = train(examples, params)
+        assert model.card["heads"]["spam"]["calibration"]["prior"] == prior
+        # a comment between the classes: the prior moves it, where obvious spam is 1.0 either way
+        probabilities[prior] = float(model.predict([Comment("Lovely weather for the parade today")])[0, spam])
+    assert probabilities["balanced"] > probabilities["weighted"]
+    with pytest.raises(TrainingError):
+        train(examples, TrainParams(word_bits=12, char_bits=13, min_df=1, spam_calibration_prior="nope"))
+
+
+def test_linked_discussion_negatives_keep_links_from_being_spam() -> None:
+    """Discussion rows that cite a link weigh more as spam negatives, so a cited source is not spam."""
+    from classifier.comment import TOXICITY_ATTRIBUTES
+    from tests.conftest import tiny_examples
+
+    clean = {a: 0.0 for a in TOXICITY_ATTRIBUTES}
+    discussion = [
+        LabelledComment(Comment(f"The report is here http://www.example-news.org/s{i}"), clean, "talk")
+        for i in range(6)
+    ] + [
+        LabelledComment(Comment(f"I think the council got point {i} of the budget wrong"), clean, "talk")
+        for i in range(30)
+    ]
+    examples = tiny_examples() + discussion
+    cited = Comment("The study is here http://www.example-news.org/study see section two")
+    spam = ATTRIBUTES.index("spam")
+
+    def spam_of(boost: float) -> float:
+        params = TrainParams(
+            word_bits=12, char_bits=13, min_df=1, calibrate=False, spam_c=10.0, linked_negative_boost=boost
+        )
+        model = train(examples, params)
+        assert model.card["hyper_parameters"]["linked_negative_boost"] == boost
+        return float(model.predict([cited])[0, spam])
+
+    assert spam_of(30.0) < spam_of(1.0)
