@@ -486,14 +486,20 @@ class CommentVectorizer(TransformerMixin, BaseEstimator):
                 if needed is None or col in needed:
                     out.setdefault(col, []).append((f"{a} {b}", a_begin, b_end))
         offset = self.n_word
+        # The needed character columns, relative to the block: set.intersection walks a word's
+        # columns in C, which matters with dozens of n-grams per word.
+        needed_chars = None if needed is None else {col - offset for col in needed if col >= offset}
         for m in CHAR_WORD_RE.finditer(text):
             word = m.group()
+            cols = self._char_cols(word)
+            hits = set(cols) if needed_chars is None else needed_chars.intersection(cols)
+            if not hits:
+                continue
             # Credit the word without its surrounding punctuation ("idiot!!" -> "idiot").
             core = _EDGE_PUNCTUATION.match(word)
             label, begin, end = word, m.start(), m.end()
             if core and core.group(1):
                 label, begin, end = core.group(1), m.start() + core.start(1), m.start() + core.end(1)
-            for col in set(self._char_cols(word)):
-                if needed is None or offset + col in needed:
-                    out.setdefault(offset + col, []).append((label, begin, end))
+            for col in hits:
+                out.setdefault(offset + col, []).append((label, begin, end))
         return out
