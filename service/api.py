@@ -15,7 +15,7 @@ from service.auth import current_api_key, require_api_key
 from service.db import PENDING, Comment
 from service.errors import InvalidComment, NotFound
 from service.runtime import Runtime
-from service.store import comment_summary, create_comment, get_comment, pending_summary
+from service.store import comment_summary, create_comment, get_comment, insert_comment, pending_summary
 from service.validation import parse_comment, read_json_object
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,12 @@ def post_comment() -> tuple[Response, int, dict[str, str]]:
     fields = parse_comment(read_json_object(request))
     runtime = current_runtime()
     api_key = current_api_key()
-    with runtime.session() as session:
-        comment, created = create_comment(session, api_key, fields, runtime.autocommit_engine)
+    if fields.get("external_id") is None:
+        # Nothing to deduplicate: no session, one INSERT.
+        comment, created = insert_comment(runtime.autocommit_engine, api_key.id, fields), True
+    else:
+        with runtime.session() as session:
+            comment, created = create_comment(session, api_key, fields, runtime.autocommit_engine)
     if created:
         _enqueue(runtime, comment)
         logger.info("comment=%s received key=%s length=%d", comment.id, api_key.id, len(comment.text))
@@ -52,9 +56,10 @@ def _enqueue(runtime: Runtime, comment: Comment) -> None:
 
 def requested_wait() -> float:
     """Seconds to wait for the verdict: ``?wait=N`` or ``Prefer: wait=N`` (RFC 7240)."""
-    raw = request.args.get("wait")
+    raw = request.args.get("wait") if request.query_string else None
     if raw is None:
-        match = _PREFER_WAIT.search(request.headers.get("Prefer", ""))
+        prefer = request.headers.get("Prefer")
+        match = _PREFER_WAIT.search(prefer) if prefer else None
         raw = match.group(1) if match else None
     if raw is None:
         return 0.0

@@ -30,12 +30,11 @@ class Runtime:
     models: ModelHolder
     pid: int = field(default_factory=os.getpid)
     api_keys: ApiKeyCache = field(init=False)
-    #: For single-statement writes (a new comment): see ``make_engine(autocommit=True)``.
-    autocommit_engine: Engine = field(init=False)
+    _autocommit_engine: Engine = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.api_keys = ApiKeyCache(self.session)
-        self.autocommit_engine = make_engine(self.settings.effective_database_url, autocommit=True)
+        self._autocommit_engine = make_engine(self.settings.effective_database_url, autocommit=True)
 
     @classmethod
     def build(cls, settings: Settings, redis_client: Redis | None = None) -> Runtime:
@@ -58,13 +57,19 @@ class Runtime:
         self._check_fork()
         return self.session_factory()
 
+    @property
+    def autocommit_engine(self) -> Engine:
+        """For single-statement writes (a new comment): see ``make_engine(autocommit=True)``."""
+        self._check_fork()
+        return self._autocommit_engine
+
     def _check_fork(self) -> None:
         # Database connections must not be shared across a fork (an RQ work horse is a fork).
         if os.getpid() != self.pid:
             self.engine.dispose(close=False)
-            self.autocommit_engine.dispose(close=False)
+            self._autocommit_engine.dispose(close=False)
             self.pid = os.getpid()
 
     def close(self) -> None:
         self.engine.dispose()
-        self.autocommit_engine.dispose()
+        self._autocommit_engine.dispose()

@@ -70,24 +70,40 @@ def create_comment(
     """Store a new comment as pending, durably, before returning. Returns ``(comment, created)``.
 
     Posting an ``external_id`` this key already used returns the stored comment (``created`` False),
-    so a CMS that retries a timed-out request never creates a duplicate.
-
-    The new row is written by one INSERT through :class:`~service.db.RowInserter`, on
-    ``autocommit_engine`` when given (its connections stay in autocommit mode): ingest speed is bounded
-    by database round trips and per-request CPU, and a single statement is atomic on its own, so
-    BEGIN/COMMIT would only add two more round trips.
-    Arrival is recorded on the row itself (``received_at``, ``api_key_id``); the status history starts
-    with the first verdict.
+    so a CMS that retries a timed-out request never creates a duplicate. Without an ``external_id``
+    this is :func:`insert_comment`, which needs no session.
     """
     external_id = fields.get("external_id")
     if external_id is not None:
         existing = find_by_external_id(session, api_key.id, external_id)
         if existing is not None:
             return existing, False
+    engine = autocommit_engine or cast(Engine, session.get_bind())  # sessions here are bound to an Engine
+    try:
+        return insert_comment(engine, api_key.id, fields), True
+    except IntegrityError:
+        # Two requests with the same external_id raced; the other one won. Return its comment.
+        if external_id is not None:
+            session.rollback()
+            existing = find_by_external_id(session, api_key.id, external_id)
+            if existing is not None:
+                return existing, False
+        raise
+
+
+def insert_comment(engine: Engine, api_key_id: int, fields: Mapping[str, Any]) -> Comment:
+    """INSERT a new pending comment and return it once it is committed (no duplicate check).
+
+    The row is written by one INSERT through :class:`~service.db.RowInserter`, on an autocommit
+    engine in the API: ingest is bounded by per-request CPU and database round trips, and a single
+    statement is atomic on its own, so BEGIN/COMMIT would only add two more round trips. Arrival is
+    recorded on the row itself (``received_at``, ``api_key_id``); the status history starts with the
+    first verdict.
+    """
     now = utcnow()
     values = {
         "id": new_id(),
-        "api_key_id": api_key.id,
+        "api_key_id": api_key_id,
         "text_hash": text_hash(fields["text"]),
         "received_at": now,
         # Set before the enqueue, not after it, to keep ingest at one write: if the enqueue fails
@@ -97,21 +113,8 @@ def create_comment(
         "updated_at": now,
         **_comment_columns(fields),
     }
-    engine = autocommit_engine or cast(Engine, session.get_bind())  # sessions here are bound to an Engine
-    try:
-        _insert_comment_row(engine, values)
-    except IntegrityError:
-        session.rollback()
-        if session.get(Comment, values["id"]) is not None:
-            # The retry after a dropped connection found the first attempt's row: it did commit.
-            return Comment(**values), True
-        # Two requests with the same external_id raced; the other one won. Return its comment.
-        if external_id is not None:
-            existing = find_by_external_id(session, api_key.id, external_id)
-            if existing is not None:
-                return existing, False
-        raise
-    return Comment(**values), True
+    _insert_comment_row(engine, values)
+    return Comment(**values)
 
 
 _comment_inserters: weakref.WeakKeyDictionary[Engine, RowInserter] = weakref.WeakKeyDictionary()
@@ -122,8 +125,8 @@ def _insert_comment_row(engine: Engine, values: dict[str, Any]) -> None:
 
     Autocommit engines do not ping connections before use (a round trip per request), so a
     connection the database closed (a restart, an idle timeout) surfaces here. It is invalidated,
-    and one retry gets a new connection. The row keeps its id, so a first attempt that committed
-    before the connection died shows up as an IntegrityError on the retry.
+    and one retry gets a new connection. The row keeps its id, so if the first attempt committed
+    before the connection died, the retry finds that row, and the comment is stored once.
     """
     inserter = _comment_inserters.get(engine)
     if inserter is None:
@@ -132,10 +135,19 @@ def _insert_comment_row(engine: Engine, values: dict[str, Any]) -> None:
         try:
             inserter.insert(values)
             return
+        except IntegrityError:
+            if attempt == 2 and _comment_exists(engine, values["id"]):
+                return
+            raise
         except DBAPIError as error:
             if attempt == 2 or not error.connection_invalidated:
                 raise
             logger.warning("database connection dropped; retrying the insert on a new one")
+
+
+def _comment_exists(engine: Engine, comment_id: str) -> bool:
+    with engine.connect() as connection:
+        return connection.scalar(select(Comment.id).where(Comment.id == comment_id)) is not None
 
 
 _COMMENT_FIELDS = {
