@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
+from typing import Any
 
 import redis
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, request
 
 from service import queueing
 from service.app import current_runtime
@@ -15,13 +17,22 @@ from service.auth import current_api_key, require_api_key
 from service.db import PENDING, Comment
 from service.errors import InvalidComment, NotFound
 from service.runtime import Runtime
-from service.store import comment_summary, create_comment, get_comment, insert_comment, pending_summary
+from service.store import (
+    NewComment,
+    comment_summary,
+    create_comment,
+    get_comment,
+    insert_comment,
+    pending_summary,
+)
 from service.validation import parse_comment, read_json_object
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/v1")
 
+# What jsonify writes, from one encoder: json.dumps with options builds a new encoder per call.
+_JSON = json.JSONEncoder(separators=(",", ":"))
 _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*([0-9.]+)", re.IGNORECASE)
 
 
@@ -32,6 +43,7 @@ def post_comment() -> tuple[Response, int, dict[str, str]]:
     fields = parse_comment(read_json_object(request))
     runtime = current_runtime()
     api_key = current_api_key()
+    comment: Comment | NewComment
     if fields.get("external_id") is None:
         # Nothing to deduplicate: no session, one INSERT.
         comment, created = insert_comment(runtime.autocommit_engine, api_key.id, fields), True
@@ -39,19 +51,29 @@ def post_comment() -> tuple[Response, int, dict[str, str]]:
         with runtime.session() as session:
             comment, created = create_comment(session, api_key, fields, runtime.autocommit_engine)
     if created:
-        _enqueue(runtime, comment)
+        _enqueue(runtime, comment.id)
         logger.info("comment=%s received key=%s length=%d", comment.id, api_key.id, len(comment.text))
     if wait > 0 and comment.status == PENDING:
         comment = wait_for_verdict(runtime, comment.id, wait) or comment
     return _comment_response(comment, created)
 
 
-def _enqueue(runtime: Runtime, comment: Comment) -> None:
+def _enqueue(runtime: Runtime, comment_id: str) -> None:
     try:
-        queueing.enqueue_scoring(runtime.redis, runtime.settings, [comment.id])
+        client = runtime.thread_redis  # connects on a thread's first use
+        was_connected = client.connection is not None and client.connection.is_connected
+        try:
+            queueing.enqueue_scoring(client, runtime.settings, [comment_id])
+        except redis.ConnectionError:
+            if not was_connected:
+                raise
+            # This thread's connection had gone stale (Redis restarted, or dropped it while idle);
+            # the client reconnects on the next command. Should the first push have landed after
+            # all, the id is queued twice, which is harmless: a verdict is recorded once.
+            queueing.enqueue_scoring(client, runtime.settings, [comment_id])
     except redis.RedisError as error:
         # The comment is stored; the reconciler enqueues it once Redis is back.
-        logger.warning("comment=%s enqueue failed error=%s (reconciler will retry)", comment.id, error)
+        logger.warning("comment=%s enqueue failed error=%s (reconciler will retry)", comment_id, error)
 
 
 def requested_wait() -> float:
@@ -104,9 +126,9 @@ def comment_location(comment_id: str) -> str:
     return f"{request.script_root}{bp.url_prefix}/comments/{comment_id}"
 
 
-def _comment_response(comment: Comment, created: bool) -> tuple[Response, int, dict[str, str]]:
+def _comment_response(comment: Comment | NewComment, created: bool) -> tuple[Response, int, dict[str, str]]:
     location = comment_location(comment.id)
-    if comment.status == PENDING:
+    if isinstance(comment, NewComment) or comment.status == PENDING:
         # Nothing is decided yet, so the answer carries only what is known; GET the link for more.
         body = pending_summary(comment)
         status = 202
@@ -114,7 +136,7 @@ def _comment_response(comment: Comment, created: bool) -> tuple[Response, int, d
         body = comment_summary(comment)
         status = 201 if created else 200
     body["links"] = {"self": location}
-    return jsonify(body), status, {"Location": location}
+    return _json_response(body), status, {"Location": location}
 
 
 @bp.get("/comments/<comment_id>")
@@ -127,4 +149,8 @@ def get_comment_status(comment_id: str) -> tuple[Response, int]:
         raise NotFound("No such comment.")
     body = comment_summary(comment)
     body["links"] = {"self": comment_location(comment.id)}
-    return jsonify(body), 200
+    return _json_response(body), 200
+
+
+def _json_response(body: dict[str, Any]) -> Response:
+    return Response(_JSON.encode(body) + "\n", mimetype="application/json")

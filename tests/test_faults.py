@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -58,6 +59,28 @@ def test_redis_down_still_stores_and_answers_202_then_reconciler_scores_it(setti
     drain_queues(runtime)
     with runtime.session() as session:
         assert session.get(Comment, comment_id).status == APPROVED
+
+
+def test_ingest_reconnects_after_redis_drops_its_connection(runtime, client, api_key):
+    # The API keeps one Redis connection per thread; a Redis restart or CLIENT KILL breaks it.
+    first = client.post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
+    killed = runtime.redis.client_kill_filter(_id=runtime.thread_redis.client_id())
+    second = client.post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
+
+    assert killed == 1
+    inbox = runtime.redis.lrange(queueing.inbox_key(runtime.settings), 0, -1)
+    assert [item.decode() for item in inbox] == [first, second]
+
+
+def test_each_thread_keeps_its_own_redis_connection(runtime):
+    clients = []
+    thread = threading.Thread(target=lambda: clients.append(runtime.thread_redis))
+    thread.start()
+    thread.join()
+
+    assert runtime.thread_redis is runtime.thread_redis
+    assert clients[0] is not runtime.thread_redis
+    assert clients[0].connection is not runtime.thread_redis.connection
 
 
 def test_reconciler_survives_redis_down_and_loses_nothing(settings, runtime, client, api_key):
