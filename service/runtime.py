@@ -70,8 +70,9 @@ class Runtime:
         """A client on the same server that keeps one connection for the calling thread.
 
         For the one command each new comment sends: a client on the shared pool checks a connection
-        out and back in around every command, which costs about as much CPU as the command itself.
-        A dropped connection reconnects on the next command, as the pool's would.
+        out and back in around every command, nearly as much CPU as the command itself. Unlike the
+        pool, it does not test the connection first, so a command on one Redis has dropped fails
+        once and the next command reconnects (``api._enqueue`` retries once).
         """
         local = self._per_thread
         if getattr(local, "pid", None) != os.getpid():  # new thread, or a fork inherited this one's

@@ -62,8 +62,8 @@ class StatusUpdate:
 class NewComment:
     """A comment just stored as pending: what the API answers with, without an ORM object.
 
-    Building a mapped ``Comment`` (instance state, attribute events) costs more CPU than the rest of
-    the answer, and nothing on the ingest path reads anything else.
+    Building a mapped ``Comment`` (instance state, attribute events) took about 4% of an ingest
+    request's CPU, for an object nothing on that path needs.
     """
 
     id: str
