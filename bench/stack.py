@@ -207,6 +207,9 @@ class Client:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.headers = {"Content-Type": "application/json", **headers}
 
+    def close(self) -> None:
+        self.connection.close()
+
     def post(self, path: str, body: dict) -> tuple[int, dict | None]:
         self.connection.request("POST", path, body=json.dumps(body), headers=self.headers)
         response = self.connection.getresponse()

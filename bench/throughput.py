@@ -83,8 +83,8 @@ def _closed_loop_in_process(
             if status < 300:
                 counts[slot] += 1
             i += concurrency
-            if counts[slot] % RECONNECT_EVERY == 0:
-                client.connection.close()  # the next request connects again
+            if (i // concurrency) % RECONNECT_EVERY == 0:
+                client.close()  # the next request connects again
 
     started = time.monotonic()
     threads = [threading.Thread(target=run, args=(slot,)) for slot in slots]
