@@ -274,7 +274,7 @@ def make_engine(database_url: str, autocommit: bool = False) -> Engine:
         _with_psycopg_driver(database_url),
         # A ping is one more round trip on every check-out. Autocommit engines serve the ingest
         # path, which is bounded by round trips, so they skip it and retry a statement once on a
-        # connection the database dropped instead (see ``store.create_comment``).
+        # connection the database dropped instead (see ``store._insert_comment_row``).
         pool_pre_ping=not autocommit,
         pool_size=5,
         max_overflow=5,
