@@ -119,6 +119,9 @@ _SMS_URL = _gh(
     "j4anvii/sms_classification", "4582d9f08debb75c173c401a7df17f4281dd7eec", "smsspamcollection.zip"
 )
 
+_SPANS_REPO, _SPANS_COMMIT = "ipavlopoulos/toxic_spans", "beaf170538df8275c3447b2e26070f2f82e55272"
+_FOX_REPO, _FOX_COMMIT = "sjtuprog/fox-news-comments", "914b6bcdff380b16b6a11818e4760529fe23f2f3"
+
 #: YouTube video name -> (file, rows)
 YOUTUBE_VIDEOS: dict[str, tuple[str, int]] = {
     "psy": ("Youtube01-Psy.csv", 350),
@@ -348,6 +351,132 @@ PUBLIC_SETS: dict[str, PublicSet] = {
         label_mapping="rater fraction >= 0.5 -> 1 else 0 for toxicity, severe_toxicity, insult, threat, "
         "identity_attack, obscene -> profanity; raw fractions kept in extra.",
         sources=("civil",),
+    ),
+    "civil-spans": PublicSet(
+        name="civil-spans",
+        folder="civil-comments-toxic-spans",
+        title="Civil Comments toxic spans, ACL 2022 version (news-site comments)",
+        files=(
+            PublicFile(
+                "data_comments.csv",
+                _gh(_SPANS_REPO, _SPANS_COMMIT, "ACL2022/data/comments.csv"),
+                "76cd6ebd10a890d269c0a7e5e451f3da12375219906f314fd9cfb1e18b1a905f",
+                16100,
+            ),
+            PublicFile(
+                "data_annotations.csv",
+                _gh(_SPANS_REPO, _SPANS_COMMIT, "ACL2022/data/annotations.csv"),
+                "f67725aa9de73cd4ef9050222f6ae985ef0e33e8da89cb8137ffeb9a1d0fc32b",
+                59215,
+            ),
+            PublicFile(
+                "data_spans.csv",
+                _gh(_SPANS_REPO, _SPANS_COMMIT, "ACL2022/data/spans.csv"),
+                "389c6964db5d96d79ecfe038aa4ffe04abafd64b6d6427fbad4ec7fb2c7672aa",
+                46784,
+            ),
+            PublicFile(
+                "LICENSE",
+                _gh(_SPANS_REPO, _SPANS_COMMIT, "LICENSE"),
+                "a2010f343487d3f7618affe54f789f5487602331c0a8d03f49e9a7c547cf0499",
+            ),
+            PublicFile(
+                "README.md",
+                _gh(_SPANS_REPO, _SPANS_COMMIT, "README.md"),
+                "8b3c53da72ea10393bffeecf328d40745f0bdabf0f156c05746a20f6787eb418",
+            ),
+            PublicFile(
+                "ACL2022_README.md",
+                _gh(_SPANS_REPO, _SPANS_COMMIT, "ACL2022/README.md"),
+                "47206428850f187e32656e882c2a91dc52068ce2f40ce896ae34dc29791dbe86",
+            ),
+        ),
+        licence="CC0 1.0 (repository LICENSE).",
+        citation=(
+            'Pavlopoulos, J., Laugier, L., Xenos, A., Sorensen, J., Androutsopoulos, I. "From the Detection '
+            'of Toxic Spans in Online Discussions to the Analysis of Toxic-to-Civil Transfer." ACL 2022.'
+        ),
+        label_mapping="every post toxicity 1 (weight 0.5 when most span annotators ticked 'not toxic'); "
+        "a span type marked by at least half the annotators -> insult / threat / profanity / "
+        "identity_attack 1, other attributes unknown; the agreed spans stay in extra.",
+        sources=("civil:spans",),
+    ),
+    "impermium": PublicSet(
+        name="impermium",
+        folder="impermium-insults",
+        title='Impermium "Detecting Insults in Social Commentary" (Kaggle 2012), training file',
+        files=(
+            PublicFile(
+                "train.csv",
+                _gh("amueller/kaggle_insults", "e4abac805be1d1e2b3201a978172bafd36cc01e3", "train.csv"),
+                "523e0215c52ac483a4e6fe6ae078cd5d436221f07a89331edc572dca44e4c11e",
+                3947,
+            ),
+        ),
+        licence="None in the repository; released under Kaggle's competition terms (research use).",
+        citation='Impermium. "Detecting Insults in Social Commentary." Kaggle, 2012.',
+        label_mapping="Insult 1 -> insult 1, toxicity 1; Insult 0 -> insult 0, toxicity 0 (the label is "
+        "an insult to a participant, so some rude 0 rows are noise); literal escapes unescaped.",
+        sources=("impermium",),
+    ),
+    "fox": PublicSet(
+        name="fox",
+        folder="fox-news-comments",
+        title="Fox News comments (Gao and Huang, RANLP 2017)",
+        files=(
+            PublicFile(
+                "fox-news-comments.jsonl",
+                _gh(_FOX_REPO, _FOX_COMMIT, "fox-news-comments.json"),
+                "059152e61f632f1e6671a68214d5618a21e6cf78f2512773e0421b9568aab8cf",
+                1528,
+            ),
+            PublicFile(
+                "README.md",
+                _gh(_FOX_REPO, _FOX_COMMIT, "README.md"),
+                "d8c144e7b4310f1cc2bc466ca6bdcc00d614b36fdd665f64e686b233ea240a34",
+            ),
+            PublicFile(
+                "LICENSE",
+                _gh(_FOX_REPO, _FOX_COMMIT, "LICENSE"),
+                "dea637fcd79022f6a56cb96c1c5b4e7ee50a8ecfd4da4eaeeeb7fa615c7a69cd",
+            ),
+            PublicFile(
+                "comment-url.txt",
+                _gh(_FOX_REPO, _FOX_COMMIT, "comment-url.txt"),
+                "4eaa1b749aa81df539a2af93380b020f2c766b19203cb8e0f22ec3cb8c3e4502",
+            ),
+        ),
+        licence="MIT (README and LICENSE).",
+        citation=(
+            'Gao, L., Huang, R. "Detecting Online Hate Speech Using Context Aware Models." RANLP 2017.'
+        ),
+        label_mapping="label 1 (hateful) -> toxicity 1, label 0 -> toxicity 0; user -> name; other "
+        "attributes unknown.",
+        sources=("fox",),
+    ),
+    "wordpress-second": PublicSet(
+        name="wordpress-second",
+        folder="wordpress-spam-second-blog",
+        title="WordPress spam queue of a second blog (2015), wp_comments rows",
+        files=(
+            PublicFile(
+                "wp_comments_spam.csv",
+                _gh("TATABOX42/know_your_spammers", "ac20117da4c16c1b86a05afc9198b24b2bab7b9a", "data.csv"),
+                "bb749f779a37172a72b13595b057e0c566f6238cb8e0c9a9ca1e50a19fdc40bc",
+                162,
+            ),
+            PublicFile(
+                "README.md",
+                _gh("TATABOX42/know_your_spammers", "ac20117da4c16c1b86a05afc9198b24b2bab7b9a", "README.md"),
+                "a12ccef1fe51351693fccdaaa3db90da73696da79d2a7b45487c1131dcc5c6b2",
+            ),
+        ),
+        licence="None stated in the repository.",
+        citation="TATABOX42, know_your_spammers (GitHub), 2015.",
+        label_mapping="spam = 1 for every row (a spam queue, no ham); comment_author -> name, "
+        "comment_author_email -> email, comment_author_url -> url, comment_date_gmt -> created_at; hard "
+        "line breaks folded. IP and user agent are dropped.",
+        sources=("wordpress-second",),
     ),
 }
 
@@ -638,6 +767,185 @@ def _load_olid(folder: Path) -> list[LabelledComment]:
     return examples
 
 
+#: Span types of the toxic-spans set -> attribute (the file cuts some names short: "Insu").
+_SPAN_TYPES = (
+    ("insu", "insult"),
+    ("threat", "threat"),
+    ("profan", "profanity"),
+    ("identity", "identity_attack"),
+)
+
+
+def _span_attribute(kind: str) -> str | None:
+    kind = kind.strip().lower()
+    return next((attr for prefix, attr in _SPAN_TYPES if kind.startswith(prefix)), None)
+
+
+def _load_civil_spans(folder: Path) -> list[LabelledComment]:
+    annotations_path = folder / "data_annotations.csv"
+    annotators: dict[str, list[str]] = {}
+    not_toxic: Counter[str] = Counter()
+    for _line, row in _iter_csv_dicts(annotations_path, required=("annotation", "comment_id", "not toxic")):
+        annotators.setdefault(row["comment_id"], []).append(row["annotation"])
+        if row["not toxic"].strip().lower() == "true":
+            not_toxic[row["comment_id"]] += 1
+    spans_by_annotation: dict[str, list[tuple[str | None, int, int]]] = {}
+    spans_path = folder / "data_spans.csv"
+    for line, row in _iter_csv_dicts(spans_path, required=("annotation", "type", "start", "end")):
+        try:
+            begin, end = int(row["start"]), int(row["end"])
+        except ValueError:
+            raise DatasetError("start and end must be integers", spans_path, line) from None
+        kind = _span_attribute(row["type"])
+        spans_by_annotation.setdefault(row["annotation"], []).append((kind, begin, end))
+    examples = []
+    comments_path = folder / "data_comments.csv"
+    for _line, row in _iter_csv_dicts(comments_path, required=("comment_id", "comment_text")):
+        cid = row["comment_id"]
+        people = annotators.get(cid, [])
+        labels = {"toxicity": 1.0}
+        marked: Counter[str] = Counter()
+        char_votes: Counter[int] = Counter()
+        for annotation in people:
+            spans = spans_by_annotation.get(annotation, [])
+            marked.update({attr for attr, _, _ in spans if attr})
+            char_votes.update({i for _, b, e in spans for i in range(b, e)})
+        for attr, votes in marked.items():
+            if votes * 2 >= len(people):
+                labels[attr] = 1.0
+        # Posts most annotators called "not toxic" are borderline: keep them, at half weight.
+        borderline = bool(people) and not_toxic[cid] * 2 > len(people)
+        agreed = sorted(i for i, votes in char_votes.items() if votes * 2 >= max(len(people), 1))
+        examples.append(
+            LabelledComment(
+                comment=Comment(text=row["comment_text"].strip()),
+                labels=labels,
+                source="civil:spans",
+                external_id=cid,
+                weight=0.5 if borderline else 1.0,
+                extra={"toxic_spans": json.dumps(_runs(agreed)), "annotators": str(len(people))},
+            )
+        )
+    return examples
+
+
+def _runs(positions: list[int]) -> list[list[int]]:
+    """Sorted character positions -> ``[start, end)`` runs."""
+    runs: list[list[int]] = []
+    for i in positions:
+        if runs and runs[-1][1] == i:
+            runs[-1][1] = i + 1
+        else:
+            runs.append([i, i + 1])
+    return runs
+
+
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[nrt\\'\"])")
+_SIMPLE_ESCAPES = {"n": "\n", "r": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
+
+
+def _unescape_one(match: re.Match[str]) -> str:
+    code = match.group(1)
+    return chr(int(code[1:], 16)) if len(code) > 1 else _SIMPLE_ESCAPES[code]
+
+
+def _unescape_literal(text: str) -> str:
+    """Impermium's text holds literal escapes, some twice (``\\\\xc2\\\\xa0`` is UTF-8 bytes written out)."""
+    for _ in range(2):
+        if "\\" not in text:
+            break
+        text = _ESCAPE.sub(_unescape_one, text)
+    try:
+        # Escaped UTF-8 bytes came out as Latin-1 characters; put them back together when they are that.
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+def _load_impermium(folder: Path) -> list[LabelledComment]:
+    path = folder / "train.csv"
+    examples = []
+    for line, row in _iter_csv_dicts(path, required=("Insult", "Date", "Comment")):
+        insult = _parse_binary(row["Insult"], path, line, "Insult")
+        text = row["Comment"].strip()
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            text = text[1:-1]
+        created_at = None
+        if row["Date"].strip():
+            try:
+                created_at = datetime.strptime(row["Date"].strip(), "%Y%m%d%H%M%SZ").replace(tzinfo=UTC)
+            except ValueError:
+                raise DatasetError(f"Date must be YYYYMMDDhhmmssZ, got {row['Date']!r}", path, line) from None
+        examples.append(
+            LabelledComment(
+                comment=Comment(text=_unescape_literal(text).strip()),
+                labels={"insult": insult, "toxicity": insult},
+                source="impermium",
+                external_id=str(line),
+                created_at=created_at,
+            )
+        )
+    return examples
+
+
+def _load_fox(folder: Path) -> list[LabelledComment]:
+    path = folder / "fox-news-comments.jsonl"
+    examples = []
+    for line, text_line in _iter_text_lines(path):
+        if not text_line.strip():
+            continue
+        try:
+            row = json.loads(text_line)
+            hateful = float(int(row["label"]) == 1)
+            text, user, title = str(row["text"]), str(row.get("user") or ""), str(row.get("title") or "")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DatasetError(f"expected a JSON object with text and label: {exc}", path, line) from None
+        examples.append(
+            LabelledComment(
+                comment=Comment(text=text.strip(), name=user.strip()),
+                labels={"toxicity": hateful},
+                source="fox",
+                external_id=str(line),
+                extra={"thread": title},
+            )
+        )
+    return examples
+
+
+def _load_wordpress_second(folder: Path) -> list[LabelledComment]:
+    path = folder / "wp_comments_spam.csv"
+    required = (
+        "comment_ID",
+        "comment_author",
+        "comment_author_email",
+        "comment_author_url",
+        "comment_content",
+    )
+    examples = []
+    for line, row in _iter_csv_dicts(path, required=required):
+        created_at = None
+        try:
+            created_at = datetime.strptime(row.get("comment_date_gmt", ""), "%Y-%m-%d %H:%M:%S")
+            created_at = created_at.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+        examples.append(
+            LabelledComment(
+                comment=Comment(
+                    text=_fold_lines(row["comment_content"]),
+                    name=row["comment_author"].strip(),
+                    email=row["comment_author_email"].strip(),
+                    url=row["comment_author_url"].strip(),
+                ),
+                labels={"spam": 1.0},
+                source="wordpress-second",
+                external_id=row["comment_ID"].strip(),
+                created_at=created_at,
+            )
+        )
+    return examples
+
+
 _PUBLIC_LOADERS: dict[str, Callable[[Path], list[LabelledComment]]] = {
     "youtube": _load_youtube,
     "sms": _load_sms,
@@ -646,6 +954,10 @@ _PUBLIC_LOADERS: dict[str, Callable[[Path], list[LabelledComment]]] = {
     "davidson": _load_davidson,
     "olid": _load_olid,
     "civil": _load_civil,
+    "civil-spans": _load_civil_spans,
+    "impermium": _load_impermium,
+    "fox": _load_fox,
+    "wordpress-second": _load_wordpress_second,
 }
 
 
