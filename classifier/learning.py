@@ -23,8 +23,8 @@ from typing import Any
 
 from classifier import promotion
 from classifier.comment import TOXICITY_ATTRIBUTES, LabelledComment
-from classifier.evaluation import holdout_key, split_holdout
 from classifier.labelstore import SiteLabel
+from classifier.metrics import holdout_key, split_holdout
 from classifier.model import Model
 from classifier.promotion import GuardConfig, GuardResult
 from classifier.registry import Registry

@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.metrics import log_loss, precision_recall_curve, roc_auc_score
 
 from classifier.comment import ATTRIBUTES, LabelledComment
-from classifier.evaluation import POLICY_THRESHOLDS
+from classifier.metrics import POLICY_THRESHOLDS
 from classifier.model import Model
 
 logger = logging.getLogger(__name__)

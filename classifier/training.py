@@ -115,6 +115,12 @@ class TrainParams:
     toxicity_equal_sources: bool = False
     #: Whether the toxicity heads may use the metadata block.
     toxicity_metadata: bool = False
+    #: Row-weight multipliers for toxicity by source (exact source first, then its group).
+    toxicity_source_weights: dict[str, float] = field(default_factory=dict)
+    #: Source groups whose out-of-fold scores fit the toxicity heads' Platt scaling (empty: all rows).
+    toxicity_calibration_groups: tuple[str, ...] = ()
+    #: Positive share the toxicity calibration rows are reweighted to (0: keep their own mix).
+    toxicity_calibration_prior: float = 0.0
     calibrate: bool = True
     calibration_folds: int = 3
     #: Class prior the spam head's Platt scaling is fitted under: ``balanced`` (both classes weigh the same)
@@ -213,6 +219,7 @@ def _fit_head(
         return model, info
     platt = LogisticRegression(C=100.0)
     calibration_w = w if calibration_weights is None else calibration_weights
+    covered &= calibration_w > 0
     platt.fit(oof[covered].reshape(-1, 1), y[covered], sample_weight=calibration_w[covered])
     slope, shift = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     slope = max(slope, 0.05)  # never flip or flatten a head completely
@@ -350,7 +357,16 @@ def train(
         idx = np.array([unique[id(e)] for e in rows])
         X_tox = X_all[idx] if params.toxicity_metadata else X_all[idx][:, :n_text]  # noqa: N806
         weights = _group_weights(rows, params) if params.toxicity_equal_sources else _row_weights(rows)
-        clf, info = _fit_head(X_tox, y, weights, params.toxicity_c, params, width=X_all.shape[1])
+        weights = weights * _source_multipliers(rows, params.toxicity_source_weights)
+        clf, info = _fit_head(
+            X_tox,
+            y,
+            weights,
+            params.toxicity_c,
+            params,
+            width=X_all.shape[1],
+            calibration_weights=_calibration_weights(rows, y, weights, params),
+        )
         info["sources"] = dict(Counter(e.source for e in rows))
         info["positives_by_source"] = dict(Counter(e.source for e, yy in zip(rows, y, strict=True) if yy))
         tox_heads.append(clf)
@@ -393,6 +409,27 @@ def train(
     }
     logger.info("trained seconds=%.1f rows=%d", time.monotonic() - started, len(corpus))
     return Model(spam_pipeline, toxicity_pipeline, card=card)
+
+
+def _source_multipliers(rows: Sequence[LabelledComment], multipliers: dict[str, float]) -> np.ndarray:
+    return np.array([multipliers.get(e.source, multipliers.get(source_group(e.source), 1.0)) for e in rows])
+
+
+def _calibration_weights(
+    rows: Sequence[LabelledComment], y: np.ndarray, weights: np.ndarray, params: TrainParams
+) -> np.ndarray | None:
+    """Weights of the Platt fit: only the calibration domain's rows, at the chosen class prior."""
+    if not params.toxicity_calibration_groups:
+        return None
+    in_domain = np.array([source_group(e.source) in params.toxicity_calibration_groups for e in rows])
+    w = np.where(in_domain, weights, 0.0)
+    if len(set(y[in_domain].tolist())) < 2 or in_domain.sum() < 200:
+        return None  # too little of the domain labels this attribute: calibrate on everything
+    prior = params.toxicity_calibration_prior
+    if prior > 0:
+        pos, neg = w[y == 1].sum(), w[y == 0].sum()
+        w = np.where(y == 1, w * prior / pos, w * (1 - prior) / neg) * w.sum()
+    return w
 
 
 def _spam_matrix(
