@@ -840,26 +840,33 @@ def _runs(positions: list[int]) -> list[list[int]]:
     return runs
 
 
-_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|[nrt\\'\"])")
-_SIMPLE_ESCAPES = {"n": "\n", "r": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
+_DOUBLE_ESCAPE = re.compile(r"\\\\(?=[xunrt])")
+_BYTE_RUN = re.compile(r"(?:\\x[0-9a-fA-F]{2})+")
+_OTHER_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|[nrt'\"])")
+_SIMPLE_ESCAPES = {"n": "\n", "r": "\n", "t": "\t", "'": "'", '"': '"'}
 
 
-def _unescape_one(match: re.Match[str]) -> str:
+def _decode_bytes(match: re.Match[str]) -> str:
+    """A run of ``\\xNN`` escapes is bytes: UTF-8 where they form it (``\\xc2\\xa0``), else Latin-1."""
+    data = bytes(int(code, 16) for code in match.group(0).split("\\x")[1:])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _decode_other(match: re.Match[str]) -> str:
     code = match.group(1)
     return chr(int(code[1:], 16)) if len(code) > 1 else _SIMPLE_ESCAPES[code]
 
 
 def _unescape_literal(text: str) -> str:
-    """Impermium's text holds literal escapes, some twice (``\\\\xc2\\\\xa0`` is UTF-8 bytes written out)."""
-    for _ in range(2):
-        if "\\" not in text:
-            break
-        text = _ESCAPE.sub(_unescape_one, text)
-    try:
-        # Escaped UTF-8 bytes came out as Latin-1 characters; put them back together when they are that.
-        return text.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
+    """Impermium's text holds literal escapes, some written twice (``\\\\xc2\\\\xa0``)."""
+    if "\\" not in text:
         return text
+    text = _DOUBLE_ESCAPE.sub("\\\\", text)
+    text = _BYTE_RUN.sub(_decode_bytes, text)
+    return _OTHER_ESCAPE.sub(_decode_other, text)
 
 
 def _load_impermium(folder: Path) -> list[LabelledComment]:

@@ -100,6 +100,19 @@ def connect(database_url: str) -> Engine:
     return engine
 
 
+def create_scratch_store(database_url: str) -> None:
+    """Create a stand-alone ``labels`` table with only the columns the learning loop uses.
+
+    For evaluations that run the real ``import`` and ``train --with-labels`` commands without a service
+    (``classifier.learning_curve``); the service creates the full table itself.
+    """
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        _metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)

@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from classifier.comment import TOXICITY_ATTRIBUTES, LabelledComment
+from classifier.text import count_links
 
 #: Score thresholds of the moderation policy, by attribute: ``hold`` sends a comment to a moderator,
 #: ``reject`` refuses it outright (spam only). Mirrors the service's decision policy.
@@ -25,6 +26,8 @@ POLICY_THRESHOLDS: dict[str, dict[str, float]] = {
     "spam": {"hold": 0.5, "reject": 0.97},
     **{attribute: {"hold": 0.6} for attribute in TOXICITY_ATTRIBUTES},
 }
+#: Links beyond this many send a comment to a moderator (the service's ``THRESHOLD_MAX_LINKS`` default).
+POLICY_MAX_LINKS = 2
 ECE_BINS = 10
 HOLDOUT_FRACTION = 0.2
 # --------------------------------------------------------------------------------------------------
@@ -150,3 +153,22 @@ def labelled_rows(examples: Sequence[LabelledComment], attribute: str) -> tuple[
     rows = [i for i, e in enumerate(examples) if attribute in e.labels]
     labels = [1 if examples[i].labels[attribute] >= 0.5 else 0 for i in rows]
     return np.array(rows, dtype=int), np.array(labels, dtype=int)
+
+
+def policy_status(scores: Sequence[float], text: str, max_links: int = POLICY_MAX_LINKS) -> str:
+    """``approved``, ``held`` or ``rejected``: the service's default policy on one row of scores.
+
+    ``scores`` is in ATTRIBUTES order. Spam first (reject, then hold), then any toxicity attribute at or
+    above its hold threshold, then the link limit; the service applies the same rules in the same order.
+    """
+    spam = float(scores[0])
+    if spam >= POLICY_THRESHOLDS["spam"]["reject"]:
+        return "rejected"
+    if spam >= POLICY_THRESHOLDS["spam"]["hold"]:
+        return "held"
+    for attribute, value in zip(TOXICITY_ATTRIBUTES, scores[1:], strict=True):
+        if float(value) >= POLICY_THRESHOLDS[attribute]["hold"]:
+            return "held"
+    if count_links(text) > max_links:
+        return "held"
+    return "approved"

@@ -360,3 +360,14 @@ def find_urls(text: str) -> list[str]:
         return [u for u in URL_RE.findall(_sanitize(text)) if _is_link(u)]
     except Exception:  # noqa: BLE001 - hostile input must never break scoring
         return []
+
+
+_ANCHOR = re.compile(r"(?is)<a\s[^>]*href.*?(?:</a>|$)")
+_BARE_URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"']+")
+
+
+def count_links(text: str) -> int:
+    """Links for the "hold if more than N links" rule: WordPress counts ``<a href>`` anchors; CMSs that
+    send plain text have bare URLs instead, so count those too (an anchor counts once, whatever its text)."""
+    anchors = _ANCHOR.findall(text)
+    return len(anchors) + len(_BARE_URL.findall(_ANCHOR.sub(" ", text)))

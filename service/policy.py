@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from classifier.text import count_links
 from service.db import APPROVED, HELD, REJECTED
 from service.settings import Thresholds
 
@@ -17,21 +17,11 @@ TOO_MANY_LINKS = "too_many_links"
 UNSCORED = "unscored"
 CLEAN = "clean"
 
-_ANCHOR = re.compile(r"(?is)<a\s[^>]*href.*?(?:</a>|$)")
-_BARE_URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"']+")
-
 
 @dataclass(frozen=True)
 class Verdict:
     status: str
     reason: str
-
-
-def count_links(text: str) -> int:
-    """Links for the "hold if more than N links" rule: WordPress counts ``<a href>`` anchors; CMSs that
-    send plain text have bare URLs instead, so count those too (an anchor counts once, whatever its text)."""
-    anchors = _ANCHOR.findall(text)
-    return len(anchors) + len(_BARE_URL.findall(_ANCHOR.sub(" ", text)))
 
 
 def apply_policy(scores: Mapping[str, float] | None, text: str, thresholds: Thresholds) -> Verdict:

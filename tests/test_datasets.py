@@ -89,7 +89,76 @@ def test_every_public_set_has_full_provenance():
         "davidson",
         "olid",
         "civil",
+        "civil:spans",
+        "impermium",
+        "fox",
+        "wordpress-second",
     }
+
+
+def test_toxic_spans_labels_types_agreement_and_borderline_weight(tmp_path, monkeypatch):
+    comments = 'comment_id,comment_text\n1,"You are an idiot, go away"\n2,"Meh, whatever you say"\n'
+    annotations = (
+        "annotation,comment_id,worker,country,all toxic,not toxic\n"
+        "10,1,a,USA,False,False\n11,1,b,USA,False,False\n12,1,c,USA,False,True\n"
+        "20,2,a,USA,False,True\n21,2,b,USA,False,True\n22,2,c,USA,False,False\n"
+    )
+    spans = (
+        "annotation,type,start,end\n10,Insult,11,16\n11,Insu,11,16\n12,Threat,0,3\n22,Other toxicity,0,3\n"
+    )
+    data_dir = fake_public_dir(
+        tmp_path,
+        monkeypatch,
+        "civil-spans",
+        {"data_comments.csv": comments, "data_annotations.csv": annotations, "data_spans.csv": spans},
+    )
+    idiot, meh = load_public_set(data_dir, "civil-spans")
+    assert idiot.labels == {"toxicity": 1.0, "insult": 1.0}  # one threat vote of three is not agreement
+    assert json.loads(idiot.extra["toxic_spans"]) == [[11, 16]]
+    assert idiot.comment.text[11:16] == "idiot" and idiot.weight == 1.0
+    assert meh.labels == {"toxicity": 1.0} and meh.weight == 0.5  # two of three said "not toxic"
+    assert idiot.source == "civil:spans"
+
+
+def test_impermium_unescapes_literal_escapes_and_reads_dates(tmp_path, monkeypatch):
+    text = (
+        "Insult,Date,Comment\n"
+        '1,20120618192155Z,"""You fool.\\nReally."""\n'
+        '0,,"""A\\\\xc2\\\\xa0majority, caf\\u00e9 \\xa0ok"""\n'
+    )
+    data_dir = fake_public_dir(tmp_path, monkeypatch, "impermium", {"train.csv": text})
+    fool, majority = load_public_set(data_dir, "impermium")
+    assert fool.comment.text == "You fool.\nReally." and fool.labels == {"insult": 1.0, "toxicity": 1.0}
+    assert fool.created_at is not None and fool.created_at.year == 2012
+    assert majority.comment.text == "A\xa0majority, caf\u00e9 \xa0ok" and majority.labels["insult"] == 0.0
+    bad = "Insult,Date,Comment\n1,yesterday,x\n"
+    data_dir = fake_public_dir(tmp_path / "bad", monkeypatch, "impermium", {"train.csv": bad})
+    with pytest.raises(DatasetError, match=r"train.csv:2: Date must be"):
+        load_public_set(data_dir, "impermium")
+
+
+def test_fox_news_and_second_blog_mapping(tmp_path, monkeypatch):
+    fox = (
+        '{"title": "T", "text": "Go home", "label": 1, "user": "bob"}\n'
+        '{"title": "T", "text": "Fair", "label": 0}\n'
+    )
+    data_dir = fake_public_dir(tmp_path, monkeypatch, "fox", {"fox-news-comments.jsonl": fox})
+    hateful, fair = load_public_set(data_dir, "fox")
+    assert (
+        hateful.labels == {"toxicity": 1.0}
+        and hateful.comment.name == "bob"
+        and fair.labels == {"toxicity": 0.0}
+    )
+    blog = (
+        "comment_ID,comment_author,comment_author_email,comment_author_url,comment_date_gmt,comment_content\n"
+        '7,Cheap Loans,x@example.com,http://loans.example/,2015-08-04 18:22:17,"Nice post\nthanks"\n'
+    )
+    data_dir = fake_public_dir(
+        tmp_path / "blog", monkeypatch, "wordpress-second", {"wp_comments_spam.csv": blog}
+    )
+    (spam,) = load_public_set(data_dir, "wordpress-second")
+    assert spam.comment.text == "Nice post thanks" and spam.labels == {"spam": 1.0}
+    assert spam.comment.name == "Cheap Loans" and spam.created_at is not None and spam.created_at.month == 8
 
 
 def test_checksum_mismatch_is_refused(tmp_path):
@@ -237,6 +306,10 @@ def test_real_public_sets_match_sources_md():
         "davidson": 24783,
         "olid": 13240,
         "civil": 1000,
+        "civil:spans": 16100,
+        "impermium": 3947,
+        "fox": 1528,
+        "wordpress-second": 162,
     }
 
 

@@ -29,12 +29,22 @@ def lc(text: str, source: str, **labels: float) -> LabelledComment:
 
 
 def test_wordpress_fold_uses_civil_as_ham_and_keeps_both_out_of_training():
-    examples = [lc("buy", "wordpress", spam=1), lc("news talk", "civil", toxicity=0), lc("x", "sms", spam=0)]
+    examples = [
+        lc("buy", "wordpress", spam=1),
+        lc("news talk", "civil", toxicity=0),
+        lc("idiot", "civil:spans", toxicity=1),
+        lc("cheap", "wordpress-second", spam=1),
+        lc("x", "sms", spam=0),
+    ]
     fold = next(f for f in evaluation.SPAM_FOLDS if f.name == "wordpress+civil")
     test = fold_test_examples(examples, fold)
     assert [e.labels for e in test] == [{"spam": 1}, {"toxicity": 0, "spam": 0.0}]
+    # the other Civil Comments rows and the other blog's spam stay out of training too
     assert [e.source for e in fold_train_examples(examples, fold)] == ["sms"]
-    assert {f.name for f in evaluation.TOXICITY_FOLDS} == {"jigsaw", "davidson", "olid", "civil"}
+    names = {f.name for f in evaluation.TOXICITY_FOLDS}
+    assert names == {"jigsaw", "davidson", "olid", "civil", "impermium", "fox"}
+    civil = next(f for f in evaluation.TOXICITY_FOLDS if f.name == "civil")
+    assert [e.source for e in fold_train_examples(examples, civil)] == ["wordpress", "wordpress-second", "sms"]
 
 
 # --- models and the report -------------------------------------------------------------------------

@@ -122,7 +122,14 @@ def test_metadata_only_source_teaches_author_features_not_its_praise_text() -> N
         LabelledComment(Comment(f"{praise} Lovely blog {i}.", name="Anna Smith"), {"spam": 1.0}, "wordpress")
         for i in range(12)
     ]  # no author signal: left out
-    params = TrainParams(word_bits=12, char_bits=13, min_df=1, calibrate=False, spam_c=10.0)
+    params = TrainParams(
+        word_bits=12,
+        char_bits=13,
+        min_df=1,
+        calibrate=False,
+        spam_c=10.0,
+        metadata_only_sources=("wordpress",),
+    )
     model = train(tiny_examples() + blog_spam, params)
     spam = ATTRIBUTES.index("spam")
     alone, keywords, person = model.predict(
@@ -196,3 +203,31 @@ def test_linked_discussion_negatives_keep_links_from_being_spam() -> None:
         return float(model.predict([cited])[0, spam])
 
     assert spam_of(30.0) < spam_of(1.0)
+
+
+def test_site_labels_get_a_site_head_that_learns_the_sites_own_words() -> None:
+    """A site's moderators reject a word the public data calls harmless: a few dozen labels teach it."""
+    from tests.conftest import tiny_examples
+
+    params = TrainParams(word_bits=12, char_bits=13, min_df=1, calibrate=False, toxicity_c=10.0)
+    site = [
+        LabelledComment(Comment(f"what a snowflake you are, take {i}"), {"toxicity": 1.0}, "site")
+        for i in range(30)
+    ]
+    site += [
+        LabelledComment(Comment(f"the council meets on day {i} about the bridge"), {"toxicity": 0.0}, "site")
+        for i in range(30)
+    ]
+    general = train(tiny_examples(), params)
+    adapted = train(tiny_examples() + site, params)
+    probe = [Comment("such a snowflake"), Comment("the council meets about the bridge")]
+    toxicity = ATTRIBUTES.index("toxicity")
+    before, after = general.predict(probe)[:, toxicity], adapted.predict(probe)[:, toxicity]
+    assert after[0] > before[0] + 0.2 and after[0] > after[1] + 0.3
+    info = adapted.card["site_adaptation"]
+    assert set(info) == {"toxicity"}  # only the attribute the site labelled, with both classes
+    assert info["toxicity"]["rows"] == 60 and info["toxicity"]["positives"] == 30
+    # the adapted model is still one linear head per attribute: the fast path and the pipelines agree
+    np.testing.assert_allclose(adapted.predict(probe), adapted.pipeline_probabilities(probe), atol=1e-5)
+    too_few = train(tiny_examples() + site[:5] + site[-5:], params)
+    assert too_few.card["site_adaptation"] == {}
