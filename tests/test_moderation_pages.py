@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from classifier.labelstore import text_hash
 from service.db import (
     APPROVED,
     HELD,
@@ -24,7 +25,6 @@ from service.db import (
 from service.decisions import UNDO_WINDOW
 from service.keys import SCOPES, create_api_key
 from service.moderators import create_moderator
-from service.store import text_hash
 from tests.conftest import drain_queues
 
 PASSWORD = "correct horse battery staple"
@@ -133,7 +133,7 @@ def test_a_cms_api_key_or_moderator_token_cannot_open_the_pages(client, runtime,
 
 
 def test_login_sets_a_locked_down_session_cookie(runtime):
-    from service.app import create_app
+    from service.web.app import create_app
 
     make_moderator(runtime)
     app = create_app(runtime.settings.with_overrides(secure_cookies=True), runtime=runtime)
