@@ -9,7 +9,7 @@ MODEL_DIR ?= var/models
 PORT ?= 8000
 export MODERATION_DATA_DIR
 
-.PHONY: run test model install install-dev lint typecheck bench clean
+.PHONY: run test model install install-dev lint imports typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,12 +38,18 @@ model: install
 run: model
 	$(BIN)/python -m service run --port $(PORT)
 
-test: install-dev
+# The import contracts run first (about a second): CI (.ci/run) calls `make test`, so a layering
+# violation or an import cycle fails the build even when nobody ran `make lint`.
+test: imports
 	$(BIN)/python -m pytest
 
-lint: install-dev
+lint: imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The layers and the no-cycle rule, as import-linter contracts in pyproject.toml.
+imports: install-dev
+	$(BIN)/lint-imports
 
 typecheck: install-dev
 	$(BIN)/mypy service classifier worker.py

@@ -28,8 +28,8 @@ from rq import SimpleWorker, Worker
 from sqlalchemy.exc import SQLAlchemyError
 
 from service import jobs, queueing, retraining
-from service.app import configure_logging
-from service.runtime import Runtime
+from service.logs import configure_logging
+from service.runtime import Runtime, bind_process_runtime
 from service.settings import Settings
 
 logger = logging.getLogger("worker")
@@ -52,7 +52,7 @@ class GuardedForkWorker(Worker):
 def reconcile_forever(runtime: Runtime, stop: threading.Event) -> None:
     """Reconcile every interval until ``stop`` is set. Never raises: dependencies come and go."""
     interval = runtime.settings.reconcile_interval_seconds
-    lock_key = f"{runtime.settings.redis_prefix}:reconcile-lock"
+    lock_key = queueing.reconcile_lock_key(runtime.settings)
     while not stop.wait(interval):
         try:
             with FORK_GUARD:
@@ -77,7 +77,7 @@ def run_worker(
     queues: tuple[str, ...] = queueing.SERVING_QUEUES,
 ) -> bool:
     runtime = Runtime.build(settings)
-    jobs.bind_runtime(runtime)
+    bind_process_runtime(runtime)
     if runtime.models.model is None:
         logger.error("no active model: comments will be held as 'unscored' until one is promoted")
     stop = threading.Event()

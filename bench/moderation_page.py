@@ -25,12 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
-from service.app import create_app  # noqa: E402
+from classifier.labelstore import text_hash  # noqa: E402
 from service.db import HELD, Comment, new_id, utcnow  # noqa: E402
 from service.moderators import create_moderator  # noqa: E402
 from service.runtime import Runtime  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from service.store import text_hash  # noqa: E402
+from service.web.app import create_app  # noqa: E402
 
 PASSWORD = "benchmark password"
 WORDS = "you are an idiot buy cheap pills now the article was thoughtful and clear thanks for writing".split()

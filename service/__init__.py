@@ -1,26 +1,23 @@
-"""The comment moderation web service: CMS API, moderator pages and compatibility endpoints."""
+"""The comment moderation service.
+
+The core (this package's modules: settings, runtime, store, queueing, jobs, policy, ...) serves both
+the web processes and the workers; ``service.web`` is the web side and builds on the core, never the
+other way round. ``worker.py`` and ``python -m service`` are the other entry points.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from flask import Flask
-
-    from service.settings import Settings
+from typing import Any
 
 
-def create_app(settings: Settings | None = None) -> Flask:
-    """``gunicorn "service:create_app()"`` entry point (imported lazily to keep imports light)."""
-    import gc
+def __getattr__(name: str) -> Any:
+    """``service.create_app`` is ``service.web.app.create_app``, for ``gunicorn "service:create_app()"``.
 
-    from service.app import create_app as factory
+    Resolved on first use rather than imported here: the worker and the CLI import ``service.*``
+    modules too, and must not load Flask and every blueprint to do it.
+    """
+    if name == "create_app":
+        from service.web.app import create_app
 
-    app = factory(settings)
-    # Everything loaded so far (the model, scikit-learn, SQLAlchemy) lives as long as the process.
-    # Freezing it keeps the garbage collector from walking ~170k long-lived objects in the middle of
-    # requests (it cost the moderator queue page 200+ ms at p95), and keeps forked gunicorn workers
-    # from dirtying the pages they share with the --preload master.
-    gc.collect()
-    gc.freeze()
-    return app
+        return create_app
+    raise AttributeError(f"module 'service' has no attribute {name!r}")

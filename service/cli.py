@@ -1,8 +1,9 @@
-"""Operator commands: ``python -m service keys|init-db|reconcile|run ...``."""
+"""Operator commands: ``python -m service keys|moderators|init-db|reconcile|run ...``."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -11,26 +12,42 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 
-from service.app import configure_logging
-from service.connections import connect_database, embedded_redis_url, start_embedded_redis
-from service.db import make_session_factory
-from service.keys import DEFAULT_SCOPES, SCOPES, InvalidScope, create_api_key, disable_api_key, list_api_keys
+from service.connections import connect_database, connect_sessions, embedded_redis_url, start_embedded_redis
+from service.db import utcnow
+from service.jobs import reconcile
+from service.keys import (
+    DEFAULT_SCOPES,
+    SCOPES,
+    InvalidScope,
+    create_api_key,
+    disable_api_key,
+    find_api_key,
+    list_api_keys,
+)
+from service.logs import configure_logging
+from service.moderators import (
+    ModeratorError,
+    create_moderator,
+    issue_token,
+    list_moderators,
+    set_disabled,
+    set_password,
+)
+from service.runtime import Runtime
 from service.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
 
-#: Other modules add their command groups here: name -> (add_arguments(subparser), run(args, settings)).
+#: Each command group: name -> (add_arguments(subparser), run(args, settings)).
 COMMANDS: dict[
     str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, Settings], int]]
 ] = {}
 
 DEV_KEY_FILE = "dev-api-key"
-
-
-def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
-    return make_session_factory(connect_database(settings))
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -56,7 +73,7 @@ def _keys_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
-    with _sessions(settings)() as session:
+    with connect_sessions(settings)() as session:
         if args.action == "create":
             try:
                 new = create_api_key(
@@ -96,9 +113,6 @@ def _init_db_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _reconcile_run(args: argparse.Namespace, settings: Settings) -> int:
-    from service.jobs import reconcile
-    from service.runtime import Runtime
-
     report = reconcile(Runtime.build(settings))
     print(json.dumps(report.__dict__))
     return 0
@@ -117,11 +131,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 def ensure_dev_key(settings: Settings) -> str:
     """A development API key with every scope, kept in ``var/dev-api-key`` (created once)."""
     path = settings.var_dir / DEV_KEY_FILE
-    sessions = _sessions(settings)
+    sessions = connect_sessions(settings)
     if path.exists():
         secret = path.read_text().strip()
-        from service.keys import find_api_key
-
         with sessions() as session:
             if find_api_key(session, secret) is not None:
                 return secret
@@ -207,9 +219,6 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _wait_until_serving(url: str, process: subprocess.Popen, timeout: float) -> bool:
     """Print the curl example only once it works: gunicorn --preload loads the model first."""
-    import urllib.error
-    import urllib.request
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         try:
@@ -222,9 +231,69 @@ def _wait_until_serving(url: str, process: subprocess.Popen, timeout: float) -> 
     return False
 
 
+# --- moderators -----------------------------------------------------------------------------------
+
+
+def _moderators_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help="create a moderator (asks for the password)")
+    add.add_argument("username")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    sub.add_parser("list", help="list moderators")
+    for name, help_text in (
+        ("disable", "disable a moderator (pages and token stop working)"),
+        ("enable", "enable a moderator again (and clear a lockout)"),
+        ("password", "set a new password"),
+        ("token", "issue an API token for the JSON moderation API (printed once)"),
+    ):
+        action = sub.add_parser(name, help=help_text)
+        action.add_argument("username")
+        if name == "password":
+            action.add_argument("--password-stdin", action="store_true")
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if getattr(args, "password_stdin", False):
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat: ") != first:
+        raise ModeratorError("the passwords differ")
+    return first
+
+
+def _moderators_run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        with connect_sessions(settings)() as session:
+            if args.action == "add":
+                moderator = create_moderator(session, args.username, _read_password(args))
+                print(f"created moderator {moderator.username}")
+            elif args.action == "list":
+                now = utcnow()
+                for moderator in list_moderators(session):
+                    locked = moderator.locked_until
+                    state = "disabled" if moderator.disabled else "active"
+                    if locked is not None and locked > now:
+                        state += f", locked until {locked:%Y-%m-%d %H:%M} UTC"
+                    token = "token" if moderator.token_hash else "-"
+                    print(f"{moderator.username}\t{state}\t{token}")
+            elif args.action in ("disable", "enable"):
+                set_disabled(session, args.username, args.action == "disable")
+                print(f"{args.action}d moderator {args.username}")
+            elif args.action == "password":
+                set_password(session, args.username, _read_password(args))
+                print(f"password changed for {args.username}")
+            elif args.action == "token":
+                print(issue_token(session, args.username))
+    except ModeratorError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 COMMANDS.update(
     {
         "keys": (_keys_arguments, _keys_run),
+        "moderators": (_moderators_arguments, _moderators_run),
         "init-db": (lambda parser: None, _init_db_run),
         "reconcile": (lambda parser: None, _reconcile_run),
         "run": (_run_arguments, _run_run),
@@ -233,7 +302,6 @@ COMMANDS.update(
 
 
 def main(argv: list[str] | None = None) -> int:
-    _load_command_modules()
     parser = argparse.ArgumentParser(prog="python -m service", description="Comment moderation service")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_arguments, _) in COMMANDS.items():
@@ -246,15 +314,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings)
     return COMMANDS[args.command][1](args, settings)
-
-
-def _load_command_modules() -> None:
-    # Command groups that live beside their feature (e.g. moderator accounts) register themselves.
-    import importlib
-
-    for module in ("service.moderators",):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise

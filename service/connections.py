@@ -10,8 +10,9 @@ import logging
 
 import redis
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
 
-from service.db import create_schema, make_engine
+from service.db import create_schema, make_engine, make_session_factory
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -48,3 +49,8 @@ def connect_database(settings: Settings, create: bool = True) -> Engine:
     if create:
         create_schema(engine)
     return engine
+
+
+def connect_sessions(settings: Settings) -> sessionmaker:
+    """Sessions on the configured database (schema created), for commands that need no ``Runtime``."""
+    return make_session_factory(connect_database(settings))

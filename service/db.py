@@ -36,8 +36,6 @@ PENDING = "pending"
 APPROVED = "approved"
 HELD = "held"
 REJECTED = "rejected"
-STATUSES = (PENDING, APPROVED, HELD, REJECTED)
-FINAL_STATUSES = (APPROVED, HELD, REJECTED)
 
 
 def utcnow() -> datetime:
@@ -107,7 +105,8 @@ class Comment(Base):
         Index("ix_comments_author_email", "author_email"),
         Index("ix_comments_author_ip", "author_ip"),
         Index("ix_comments_post", "post_id"),
-        # The moderation queues (service.moderation): keyset pages in index order, covering counts.
+        # The moderation queues (service.web.moderation.queries): keyset pages in index order,
+        # covering counts.
         # ("Most uncertain first" sorts the held queue by coalesce(uncertainty, 1): a plain index
         # on uncertainty cannot serve that order, and the held queue is small enough to sort.)
         Index("ix_comments_status_received_id", "status", "received_at", "id"),

@@ -8,9 +8,9 @@ the CMS webhook. The review pages and the JSON moderation API both call :func:`d
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from service import jobs
 from service.db import APPROVED, HELD, PENDING, REJECTED, Comment, Label, StatusChange, utcnow
 from service.labels import record_label
+from service.policy import MODERATOR_ABUSIVE, MODERATOR_APPROVED, MODERATOR_SPAM, MODERATOR_UNDO
 from service.runtime import Runtime
 from service.store import Change, StatusUpdate, change_status
 
@@ -29,9 +30,9 @@ ABUSIVE = "abusive"
 UNDO = "undo"
 #: Each decision's status and reason.
 DECISIONS: dict[str, StatusUpdate] = {
-    APPROVE: StatusUpdate(APPROVED, "moderator_approved", actor=""),
-    SPAM: StatusUpdate(REJECTED, "moderator_spam", actor=""),
-    ABUSIVE: StatusUpdate(REJECTED, "moderator_abusive", actor=""),
+    APPROVE: StatusUpdate(APPROVED, MODERATOR_APPROVED, actor=""),
+    SPAM: StatusUpdate(REJECTED, MODERATOR_SPAM, actor=""),
+    ABUSIVE: StatusUpdate(REJECTED, MODERATOR_ABUSIVE, actor=""),
 }
 ALL_DECISIONS = (*DECISIONS, UNDO)
 #: How long a decision can be taken back with "undo".
@@ -158,14 +159,14 @@ def _undo(session: Session, comment: Comment, actor: str) -> tuple[Outcome, Chan
     ).first()
     if last is None or last.decision not in DECISIONS or last.previous_status is None:
         return Outcome(comment.id, UNDO, comment.status, False, "nothing_to_undo"), None
-    if _aware(last.created_at) < utcnow() - UNDO_WINDOW:
+    if last.created_at < utcnow() - UNDO_WINDOW:
         return Outcome(comment.id, UNDO, comment.status, False, "undo_expired"), None
     decided = DECISIONS[last.decision]
     if comment.status != decided.status or comment.reason != decided.reason:
         # Something else changed the comment since; undoing would overwrite that.
         return Outcome(comment.id, UNDO, comment.status, False, "conflict"), None
     current = comment.status
-    restored_reason = _reason_before(session, comment.id, decided.reason) or "moderator_undo"
+    restored_reason = _reason_before(session, comment.id, decided.reason) or MODERATOR_UNDO
     change = change_status(
         session,
         comment,
@@ -227,14 +228,3 @@ def reject_author_pending(
             return [Outcome(comment_id, decision, None, False, "not_found")]
         ids = pending_from_author(session, comment, api_key_id)
     return decide(runtime, ids, decision, actor, api_key_id=api_key_id)
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def summarize(outcomes: Sequence[Outcome]) -> dict[str, int]:
-    return {
-        "changed": sum(1 for outcome in outcomes if outcome.changed),
-        "failed": sum(1 for outcome in outcomes if not outcome.ok),
-    }

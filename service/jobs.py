@@ -1,8 +1,10 @@
 """RQ job functions: scoring, webhook delivery, and the reconciler that makes sure nothing is lost.
 
-The worker binds a ``Runtime`` (settings, database, Redis, loaded model) before it starts, so forked
-work horses inherit it. Exceptions propagate into RQ's failed-job registry; the scoring job's
-failure callback routes the comments it had claimed to human review.
+The worker binds the process ``Runtime`` (settings, database, Redis, loaded model; see
+``service.runtime.bind_process_runtime``) before it starts, so forked work horses inherit it. RQ stores
+these functions' dotted paths in queued jobs (``service.queueing.JOB_PATHS``): keep their names.
+Exceptions propagate into RQ's failed-job registry; the scoring job's failure callback routes the
+comments it had claimed to human review.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ from classifier.comment import Comment as ClassifierComment
 from service import queueing, webhooks
 from service.db import PENDING, ApiKey, Comment, WebhookDelivery, utcnow
 from service.policy import HELD, UNSCORED, apply_policy, uncertainty
-from service.runtime import Runtime
-from service.settings import Settings
+from service.runtime import Runtime, process_runtime
 from service.store import (
     WEBHOOK_VISIBILITY,
     StatusUpdate,
@@ -37,22 +38,6 @@ from service.store import (
 )
 
 logger = logging.getLogger(__name__)
-
-_runtime: Runtime | None = None
-
-
-def bind_runtime(runtime: Runtime | None) -> None:
-    """Give the job functions their runtime (the worker does this once, before forking)."""
-    global _runtime
-    _runtime = runtime
-
-
-def current_runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        # Started by a plain `rq worker` rather than worker.py: build from the environment.
-        _runtime = Runtime.build(Settings.from_env())
-    return _runtime
 
 
 def to_classifier_comment(comment: Comment) -> ClassifierComment:
@@ -70,7 +55,7 @@ def to_classifier_comment(comment: Comment) -> ClassifierComment:
 
 def score_inbox() -> int:
     """Drain the scoring inbox in batches; returns how many verdicts this job recorded."""
-    runtime = current_runtime()
+    runtime = process_runtime()
     settings = runtime.settings
     job = get_current_job()
     queueing.clear_drain_flag(runtime.redis, settings)
@@ -179,7 +164,7 @@ def hold_claimed_comments(job: Job, connection: redis.Redis, *exc_info: Any) -> 
     claimed = job.meta.get("claimed") or []
     if not claimed:
         return
-    hold_unscored(current_runtime(), claimed, actor="system:failed-job")
+    hold_unscored(process_runtime(), claimed, actor="system:failed-job")
 
 
 def hold_unscored(runtime: Runtime, comment_ids: Sequence[str], actor: str) -> int:
@@ -202,7 +187,7 @@ def hold_unscored(runtime: Runtime, comment_ids: Sequence[str], actor: str) -> i
 
 def deliver_webhook(delivery_id: int) -> str:
     """Try one delivery; on failure schedule the next attempt in the outbox. Never raises for HTTP."""
-    runtime = current_runtime()
+    runtime = process_runtime()
     with runtime.session() as session:
         delivery = session.get(WebhookDelivery, delivery_id)
         if delivery is None or delivery.state != "pending":

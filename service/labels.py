@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from classifier.labelstore import text_hash
 from service.db import Comment, Label
-from service.store import text_hash
 
 # Decisions and what they teach. Attributes that a decision says nothing about are left out.
 DECISION_LABELS: dict[str, dict[str, float]] = {

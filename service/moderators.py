@@ -1,29 +1,25 @@
-"""Moderator accounts: created and managed from the CLI, passwords hashed with argon2.
+"""Moderator accounts: passwords hashed with argon2, logins counted and locked, API tokens.
 
-``python -m service moderators add|list|disable|enable|password|token``. A moderator logs in to the
-review pages with a password, and may be issued an API token for the JSON moderation API. Tokens are
-32 random bytes, so (as for API keys) only their SHA-256 is stored; passwords get argon2id.
+Managed with ``python -m service moderators add|list|disable|enable|password|token`` (``service.cli``).
+A moderator logs in to the review pages with a password, and may be issued an API token for the JSON
+moderation API. Tokens are 32 random bytes, so (as for API keys) only their SHA-256 is stored;
+passwords get argon2id.
 """
 
 from __future__ import annotations
 
-import argparse
-import getpass
 import hashlib
 import logging
 import secrets
-import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.cli import COMMANDS, _sessions
 from service.db import Moderator, utcnow
-from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +51,6 @@ def hash_password(password: str) -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes (stored as UTC); PostgreSQL hands back aware ones.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def find_moderator(session: Session, username: str) -> Moderator | None:
@@ -140,7 +129,7 @@ def authenticate(session: Session, username: str, password: str) -> LoginResult:
         _verify(_DUMMY_HASH, password)
         return LoginResult(None, "invalid")
     now = utcnow()
-    locked_until = _aware(moderator.locked_until)
+    locked_until = moderator.locked_until
     if locked_until is not None and locked_until > now:
         return LoginResult(None, "locked")
     if not _verify(moderator.password_hash, password):
@@ -167,65 +156,3 @@ def _verify(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
-
-
-# --- CLI: python -m service moderators ... --------------------------------------------------------
-
-
-def _arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", required=True)
-    add = sub.add_parser("add", help="create a moderator (asks for the password)")
-    add.add_argument("username")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    sub.add_parser("list", help="list moderators")
-    for name, help_text in (
-        ("disable", "disable a moderator (pages and token stop working)"),
-        ("enable", "enable a moderator again (and clear a lockout)"),
-        ("password", "set a new password"),
-        ("token", "issue an API token for the JSON moderation API (printed once)"),
-    ):
-        action = sub.add_parser(name, help=help_text)
-        action.add_argument("username")
-        if name == "password":
-            action.add_argument("--password-stdin", action="store_true")
-
-
-def _read_password(args: argparse.Namespace) -> str:
-    if getattr(args, "password_stdin", False):
-        return sys.stdin.readline().rstrip("\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat: ") != first:
-        raise ModeratorError("the passwords differ")
-    return first
-
-
-def _run(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        with _sessions(settings)() as session:
-            if args.action == "add":
-                moderator = create_moderator(session, args.username, _read_password(args))
-                print(f"created moderator {moderator.username}")
-            elif args.action == "list":
-                now = utcnow()
-                for moderator in list_moderators(session):
-                    locked = _aware(moderator.locked_until)
-                    state = "disabled" if moderator.disabled else "active"
-                    if locked is not None and locked > now:
-                        state += f", locked until {locked:%Y-%m-%d %H:%M} UTC"
-                    token = "token" if moderator.token_hash else "-"
-                    print(f"{moderator.username}\t{state}\t{token}")
-            elif args.action in ("disable", "enable"):
-                set_disabled(session, args.username, args.action == "disable")
-                print(f"{args.action}d moderator {args.username}")
-            elif args.action == "password":
-                set_password(session, args.username, _read_password(args))
-                print(f"password changed for {args.username}")
-            elif args.action == "token":
-                print(issue_token(session, args.username))
-    except ModeratorError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-COMMANDS["moderators"] = (_arguments, _run)

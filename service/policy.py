@@ -1,4 +1,8 @@
-"""The decision policy: the one function that turns scores into approve, hold or reject."""
+"""The decision policy: the one function that turns scores into approve, hold or reject.
+
+Also the home of every reason code a comment can carry (``Comment.reason``): the policy's rules, and
+the moderators' decisions, which the review pages and the API report the same way.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,17 @@ TOXICITY_HOLD = "toxicity_hold"  # suffixed with the attribute, e.g. "toxicity_h
 TOO_MANY_LINKS = "too_many_links"
 UNSCORED = "unscored"
 CLEAN = "clean"
+#: A moderator's decision, and "undo" when the reason before it is unknown.
+MODERATOR_APPROVED = "moderator_approved"
+MODERATOR_SPAM = "moderator_spam"
+MODERATOR_ABUSIVE = "moderator_abusive"
+MODERATOR_UNDO = "moderator_undo"
+#: Written on arrival by earlier versions; rows stored then may still carry it.
+RECEIVED = "received"
+#: The reasons behind a comment rejected as spam (the moderators' "Rejected as spam" queue).
+SPAM_REASONS = (SPAM_REJECT, MODERATOR_SPAM)
+#: Akismet's documented test values were answered without the model (a header, never stored).
+AKISMET_TEST = "akismet_test"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Queue names, job timeouts, TTLs and retries, and how work is put on the queues.
+"""Queue names, job paths, Redis keys, timeouts, TTLs and retries, and how work is put on the queues.
+
+Every name the service uses in Redis is built here, from ``Settings.redis_prefix``: the scoring
+inbox and its drain flag, verdict channels (for ``?wait=``), the reconciler's and the retrain's locks,
+the retrain state, and the announced active model.
 
 How comments become jobs (the README's architecture section explains why):
 the API appends each new comment's id to an inbox list in Redis and enqueues one RQ "drain" job only
@@ -11,13 +15,16 @@ says "pending", and the reconciler enqueues it again.
 from __future__ import annotations
 
 import logging
+import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import redis
 from redis.commands.core import Script
 from rq import Callback, Queue, Retry
 
+from service.db import PENDING, Comment
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -32,17 +39,27 @@ WORKER_QUEUES = (SCORING_QUEUE, WEBHOOK_QUEUE, TRAINING_QUEUE)
 #: minutes in a scoring worker would hold every new comment back for that long.
 SERVING_QUEUES = (SCORING_QUEUE, WEBHOOK_QUEUE)
 
+#: The job functions, by the dotted path RQ stores in each queued job. Jobs already queued when a new
+#: version is deployed are run by these names: never rename them (tests/test_worker.py checks them).
+SCORE_INBOX_JOB = "service.jobs.score_inbox"
+HOLD_CLAIMED_CALLBACK = "service.jobs.hold_claimed_comments"
+DELIVER_WEBHOOK_JOB = "service.jobs.deliver_webhook"
+RETRAIN_JOB = "service.retraining.retrain_and_maybe_promote"
+JOB_PATHS = (SCORE_INBOX_JOB, HOLD_CLAIMED_CALLBACK, DELIVER_WEBHOOK_JOB, RETRAIN_JOB)
+
 SCORE_JOB_TIMEOUT = 120
 SCORE_JOB_RETRY = Retry(max=2, interval=[2, 10])
 WEBHOOK_JOB_TIMEOUT = 30
 TRAINING_JOB_TIMEOUT = 3600
 RESULT_TTL = 300
 FAILURE_TTL = 7 * 24 * 3600
+#: Keep a retrain's result (its summary) for a week, like failures, so an operator can see the last run.
+TRAINING_RESULT_TTL = 7 * 24 * 3600
 #: The drain flag's lifetime: if a drain job sits unstarted longer than this (a backlog), the next
 #: comment enqueues another drain job, so more workers join in.
 DRAIN_FLAG_TTL = 5
-#: Verdict notifications for ``?wait=`` callers.
-VERDICT_CHANNEL_TTL = 60
+#: The retrain lock outlives the job's timeout a little, so a killed job cannot block retraining forever.
+RETRAIN_LOCK_TTL = TRAINING_JOB_TIMEOUT + 300
 
 
 def inbox_key(settings: Settings) -> str:
@@ -55,6 +72,29 @@ def drain_flag_key(settings: Settings) -> str:
 
 def verdict_channel(settings: Settings, comment_id: str) -> str:
     return f"{settings.redis_prefix}:verdict:{comment_id}"
+
+
+def reconcile_lock_key(settings: Settings) -> str:
+    """Held for one reconcile interval by the one worker process that reconciles in it."""
+    return f"{settings.redis_prefix}:reconcile-lock"
+
+
+def retrain_lock_key(settings: Settings) -> str:
+    return f"{settings.redis_prefix}:retrain-lock"
+
+
+def retrain_state_key(settings: Settings) -> str:
+    """A hash: ``last_run_at`` (unix seconds) and ``last_label_id`` of the last retrain."""
+    return f"{settings.redis_prefix}:retrain-state"
+
+
+def active_model_key(settings: Settings) -> str:
+    """The version the service announced as active (see ``service.activation``)."""
+    return f"{settings.redis_prefix}:active-model"
+
+
+def model_activated_channel(settings: Settings) -> str:
+    return f"{settings.redis_prefix}:model-activated"
 
 
 def enqueue_scoring(connection: redis.Redis, settings: Settings, comment_ids: Sequence[str]) -> None:
@@ -96,13 +136,13 @@ def _push_to_inbox(connection: redis.Redis, settings: Settings, comment_ids: Seq
 def enqueue_drain(connection: redis.Redis, trigger: str) -> None:
     # The job id is derived from the comment whose arrival started this drain, for tracing.
     Queue(SCORING_QUEUE, connection=connection).enqueue_call(
-        "service.jobs.score_inbox",
+        SCORE_INBOX_JOB,
         job_id=f"score-{trigger}",
         timeout=SCORE_JOB_TIMEOUT,
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
         retry=SCORE_JOB_RETRY,
-        on_failure=Callback("service.jobs.hold_claimed_comments"),
+        on_failure=Callback(HOLD_CLAIMED_CALLBACK),
     )
 
 
@@ -119,7 +159,7 @@ def enqueue_webhook(connection: redis.Redis, delivery_id: int, attempt: int) -> 
     # No RQ Retry here on purpose: the retry schedule (over an hour) lives in the database outbox,
     # where it survives a Redis restart; the reconciler enqueues each due attempt.
     Queue(WEBHOOK_QUEUE, connection=connection).enqueue_call(
-        "service.jobs.deliver_webhook",
+        DELIVER_WEBHOOK_JOB,
         args=(delivery_id,),
         job_id=f"webhook-{delivery_id}-{attempt}",
         timeout=WEBHOOK_JOB_TIMEOUT,
@@ -136,3 +176,51 @@ def publish_verdicts(connection: redis.Redis, settings: Settings, verdicts: dict
     for comment_id, status in verdicts.items():
         pipe.publish(verdict_channel(settings, comment_id), status)
     pipe.execute()
+
+
+def wait_for_verdict(
+    connection: redis.Redis,
+    settings: Settings,
+    comment_id: str,
+    seconds: float,
+    load: Callable[[], Comment | None],
+) -> Comment | None:
+    """Block until the worker publishes this comment's verdict, or ``seconds`` pass.
+
+    ``load`` reads the comment from the database: the verdict itself is read there, the message only
+    wakes us up. Returns the last comment read, or None when Redis fails (the caller answers 202).
+    """
+    deadline = time.monotonic() + seconds
+    try:
+        pubsub = connection.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(verdict_channel(settings, comment_id))
+    except redis.RedisError:
+        return None
+    try:
+        while True:
+            # Read after subscribing, so a verdict published in between is not missed.
+            comment = load()
+            if comment is None or comment.status != PENDING:
+                return comment
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return comment
+            pubsub.get_message(timeout=min(remaining, 1.0))
+    except redis.RedisError:
+        return None
+    finally:
+        pubsub.close()
+
+
+def enqueue_retraining(
+    connection: redis.Redis, lock_token: str | None = None, job_id: str | None = None, **options: Any
+) -> Any:
+    """Put the retrain job on the training queue (listened to last: it never delays scoring)."""
+    return Queue(TRAINING_QUEUE, connection=connection).enqueue_call(
+        RETRAIN_JOB,
+        kwargs={"lock_token": lock_token, **options},
+        job_id=job_id or f"retrain-{int(time.time())}",
+        timeout=TRAINING_JOB_TIMEOUT,
+        result_ttl=TRAINING_RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+    )

@@ -1,15 +1,11 @@
-"""The learning loop, service side: when to retrain, the retrain job, and announcing the active model.
+"""The learning loop, service side: when to retrain, and the retrain job.
 
 - :func:`maybe_schedule_retraining` runs in the worker's reconciler thread (one process per interval):
   it enqueues :func:`retrain_and_maybe_promote` on the low-priority training queue after
   :data:`LABELS_BEFORE_RETRAIN` new labels or :data:`RETRAIN_INTERVAL_SECONDS` after the last run.
   A Redis lock (taken when the job is enqueued, released when it ends) keeps one retrain at a time.
 - The job trains a candidate on the public sets plus the site's labels, runs the promotion guard, and
-  on a promotion records the versions in ``model_versions`` and announces the new one on Redis
-  (``<prefix>:active-model`` and a message on ``<prefix>:model-activated``).
-- :func:`attach` makes a process's ``ModelHolder`` prefer the announced version; every holder already
-  refreshes between batches (workers) or every few seconds (web), loading the artifact into a new
-  object before swapping the reference, so a batch is never scored by a half-loaded model.
+  on a promotion records and announces the new version (``service.activation``).
 """
 
 from __future__ import annotations
@@ -22,19 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from rq import Queue
-from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from classifier import datasets, labelstore, learning
 from classifier.comment import ATTRIBUTES, LabelledComment
-from classifier.errors import ClassifierError
 from classifier.promotion import GuardConfig
 from classifier.registry import Registry
 from classifier.training import TrainParams
-from service import queueing
-from service.db import ModelVersion, utcnow
-from service.runtime import Runtime
+from service import activation, queueing
+from service.runtime import Runtime, process_runtime
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -43,117 +34,11 @@ logger = logging.getLogger(__name__)
 LABELS_BEFORE_RETRAIN = 200
 #: ... or this long after the last run (nightly).
 RETRAIN_INTERVAL_SECONDS = 24 * 3600
-RETRAIN_JOB_TIMEOUT = queueing.TRAINING_JOB_TIMEOUT
-#: Keep the job's result (its summary) for a week, like failures, so an operator can see the last run.
-RETRAIN_RESULT_TTL = 7 * 24 * 3600
-RETRAIN_FAILURE_TTL = queueing.FAILURE_TTL
-#: The lock outlives the job's timeout a little, so a killed job cannot block retraining forever.
-LOCK_TTL_SECONDS = RETRAIN_JOB_TIMEOUT + 300
-
-
-def lock_key(settings: Settings) -> str:
-    return f"{settings.redis_prefix}:retrain-lock"
-
-
-def state_key(settings: Settings) -> str:
-    return f"{settings.redis_prefix}:retrain-state"
-
-
-def active_key(settings: Settings) -> str:
-    return f"{settings.redis_prefix}:active-model"
-
-
-def activated_channel(settings: Settings) -> str:
-    return f"{settings.redis_prefix}:model-activated"
 
 
 def reports_dir(settings: Settings) -> Path:
+    """Where the promotion guard writes its reports (the moderators' Models page reads them)."""
     return settings.var_dir / "reports"
-
-
-# --- announcing the active version ------------------------------------------------------------------
-
-
-def announced_version(runtime: Runtime) -> str | None:
-    """The active version as announced on Redis, else as recorded in the database, else None."""
-    try:
-        value = runtime.redis.get(active_key(runtime.settings))
-        if value:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    except redis.RedisError:
-        pass
-    try:
-        with runtime.session() as session:
-            return session.scalars(
-                select(ModelVersion.version)
-                .where(ModelVersion.state == "active")
-                .order_by(ModelVersion.activated_at.desc())
-                .limit(1)
-            ).first()
-    except SQLAlchemyError:
-        return None
-
-
-def attach(runtime: Runtime) -> None:
-    """Make this process's model holder follow the announced active version (idempotent)."""
-    if runtime.models.announced is None:
-        runtime.models.announced = lambda: announced_version(runtime)
-
-
-def record_activation(
-    runtime: Runtime, version: str, card: dict[str, Any] | None, report_path: str | None
-) -> None:
-    """``version`` is active, every other active row is retired; then announce it on Redis."""
-    now = utcnow()
-    with runtime.session() as session:
-        session.execute(
-            update(ModelVersion)
-            .where(ModelVersion.state == "active", ModelVersion.version != version)
-            .values(state="retired")
-        )
-        row = session.get(ModelVersion, version)
-        if row is None:
-            row = ModelVersion(version=version, card=card)
-            session.add(row)
-        row.state, row.activated_at = "active", now
-        row.card = card if card is not None else row.card
-        row.report_path = report_path or row.report_path
-        session.commit()
-    announce(runtime, version)
-
-
-def announce(runtime: Runtime, version: str) -> None:
-    settings = runtime.settings
-    pipe = runtime.redis.pipeline(transaction=True)
-    pipe.set(active_key(settings), version)
-    pipe.publish(activated_channel(settings), version)
-    pipe.execute()
-    logger.info("model announced version=%s", version)
-
-
-def record_candidate(runtime: Runtime, version: str, card: dict[str, Any], report_path: str | None) -> None:
-    with runtime.session() as session:
-        row = session.get(ModelVersion, version)
-        if row is None:
-            session.add(ModelVersion(version=version, state="candidate", card=card, report_path=report_path))
-        else:
-            row.report_path = report_path
-        session.commit()
-
-
-def sync_active_version(runtime: Runtime) -> None:
-    """Follow a promotion or rollback made by hand (``python -m classifier models ...``): the registry's
-    pointer is the truth, and the database and Redis are brought in line with it."""
-    registry: Registry = runtime.models.registry
-    version = registry.active_version()
-    if version is None or version == announced_version(runtime):
-        return
-    try:
-        card = registry.card(version)
-    except ClassifierError as error:
-        logger.error("active model unreadable version=%s error=%s", version, error)
-        return
-    record_activation(runtime, version, card, None)
 
 
 # --- scheduling --------------------------------------------------------------------------------------
@@ -170,42 +55,32 @@ def maybe_schedule_retraining(
     Called by the worker's reconciler thread each interval. Raises Redis/database errors (the caller
     logs them and tries again next interval).
     """
-    attach(runtime)
-    sync_active_version(runtime)
+    activation.follow_announced_version(runtime)
+    activation.sync_active_version(runtime)
     settings = runtime.settings
     now = time.time() if now is None else now
-    raw: dict[Any, Any] = runtime.redis.hgetall(state_key(settings))  # type: ignore[assignment]
+    raw: dict[Any, Any] = runtime.redis.hgetall(queueing.retrain_state_key(settings))  # type: ignore[assignment]
     state = {_text(k): _text(v) for k, v in raw.items()}
     if "last_run_at" not in state:
         # First sight of this install: start counting from here rather than retrain at once.
         _, top = labelstore.count_labels(runtime.engine)
-        runtime.redis.hset(state_key(settings), mapping={"last_run_at": now, "last_label_id": top})
+        runtime.redis.hset(
+            queueing.retrain_state_key(settings), mapping={"last_run_at": now, "last_label_id": top}
+        )
         return None
     new_labels, _ = labelstore.count_labels(runtime.engine, int(state.get("last_label_id", 0)))
     due_by_time = now - float(state["last_run_at"]) >= interval_seconds
     if new_labels < labels_before_retrain and not due_by_time:
         return None
     token = uuid.uuid4().hex
-    if not runtime.redis.set(lock_key(settings), token, nx=True, ex=LOCK_TTL_SECONDS):
+    if not runtime.redis.set(
+        queueing.retrain_lock_key(settings), token, nx=True, ex=queueing.RETRAIN_LOCK_TTL
+    ):
         return None  # one is queued or running
     job_id = f"retrain-{int(now)}"
-    enqueue_retraining(runtime.redis, token, job_id)
+    queueing.enqueue_retraining(runtime.redis, token, job_id)
     logger.info("retrain scheduled job=%s new_labels=%d due_by_time=%s", job_id, new_labels, due_by_time)
     return job_id
-
-
-def enqueue_retraining(
-    connection: redis.Redis, lock_token: str | None = None, job_id: str | None = None, **options: Any
-) -> Any:
-    """Put the retrain job on the training queue (listened to last: it never delays scoring)."""
-    return Queue(queueing.TRAINING_QUEUE, connection=connection).enqueue_call(
-        "service.retraining.retrain_and_maybe_promote",
-        kwargs={"lock_token": lock_token, **options},
-        job_id=job_id or f"retrain-{int(time.time())}",
-        timeout=RETRAIN_JOB_TIMEOUT,
-        result_ttl=RETRAIN_RESULT_TTL,
-        failure_ttl=RETRAIN_FAILURE_TTL,
-    )
 
 
 # --- the job -----------------------------------------------------------------------------------------
@@ -231,14 +106,12 @@ def retrain_and_maybe_promote(
     Runs on the training queue. Exceptions propagate to RQ's failed-job registry; the lock is released
     either way.
     """
-    from service import jobs
-
-    runtime = jobs.current_runtime()
+    runtime = process_runtime()
     settings = runtime.settings
-    key = lock_key(settings)
+    key = queueing.retrain_lock_key(settings)
     if lock_token is None:  # enqueued by hand: take the lock now
         lock_token = uuid.uuid4().hex
-        if not runtime.redis.set(key, lock_token, nx=True, ex=LOCK_TTL_SECONDS):
+        if not runtime.redis.set(key, lock_token, nx=True, ex=queueing.RETRAIN_LOCK_TTL):
             logger.warning("retrain skipped: another retrain holds the lock")
             return {"skipped": "another retrain is running"}
     try:
@@ -270,11 +143,12 @@ def retrain_and_maybe_promote(
         card = registry.card(candidate.version)
         report = str(outcome.report_path)
         if outcome.promoted:
-            record_activation(runtime, candidate.version, card, report)
+            activation.record_activation(runtime, candidate.version, card, report)
         else:
-            record_candidate(runtime, candidate.version, card, report)
+            activation.record_candidate(runtime, candidate.version, card, report)
         runtime.redis.hset(
-            state_key(settings), mapping={"last_run_at": time.time(), "last_label_id": top_label}
+            queueing.retrain_state_key(settings),
+            mapping={"last_run_at": time.time(), "last_label_id": top_label},
         )
         summary = {
             "candidate": candidate.version,

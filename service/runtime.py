@@ -1,7 +1,8 @@
 """The long-lived objects a process needs, built once from ``Settings``.
 
-The web app keeps one in ``app.extensions``; the worker builds one before it starts, and forked
-work horses inherit it (with the model already in memory).
+The web app keeps one in ``app.extensions`` (``service.web.context.current_runtime``). The worker
+builds one before it starts and binds it as the process runtime (:func:`bind_process_runtime`), which
+the job functions read; forked work horses inherit it, with the model already in memory.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from classifier.registry import Registry
+from service.activation import follow_announced_version
 from service.connections import connect_database, connect_redis
 from service.db import make_engine, make_session_factory
 from service.keys import ApiKeyCache
@@ -40,8 +42,6 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, redis_client: Redis | None = None) -> Runtime:
-        from service.retraining import attach  # imported here: retraining builds on this module
-
         engine = connect_database(settings)
         runtime = cls(
             settings=settings,
@@ -52,7 +52,7 @@ class Runtime:
         )
         # Every process follows the version the service announced (Redis, then the database) before
         # the registry's own pointer, so a promotion reaches web processes and workers alike.
-        attach(runtime)
+        follow_announced_version(runtime)
         return runtime
 
     def session(self) -> Session:
@@ -90,3 +90,20 @@ class Runtime:
     def close(self) -> None:
         self.engine.dispose()
         self._autocommit_engine.dispose()
+
+
+_process_runtime: Runtime | None = None
+
+
+def bind_process_runtime(runtime: Runtime | None) -> None:
+    """Give this process's job functions their runtime (the worker does this once, before forking)."""
+    global _process_runtime
+    _process_runtime = runtime
+
+
+def process_runtime() -> Runtime:
+    """The runtime the worker bound; built from the environment if none was (a plain ``rq worker``)."""
+    global _process_runtime
+    if _process_runtime is None:
+        _process_runtime = Runtime.build(Settings.from_env())
+    return _process_runtime

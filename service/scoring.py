@@ -3,6 +3,8 @@
 Web processes (for the synchronous compatibility endpoints) and workers each keep one
 ``ModelHolder``. ``refresh()`` is called between batches: it loads the newly active version into a
 new object and only then replaces the reference, so a batch is scored entirely by one version.
+Workers score with :meth:`ModelHolder.score`; the compatibility endpoints, inside a request, with
+:meth:`ModelHolder.score_synchronously`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import sklearn
 
 from classifier.comment import Comment as ClassifierComment
 from classifier.errors import ClassifierError
@@ -32,13 +36,15 @@ class ScoredBatch:
 
 #: A version that failed to load is not tried again for this long (each try logs an error).
 FAILED_LOAD_RETRY_SECONDS = 60.0
+#: Web processes look for a newly activated model version this often (workers do it between batches).
+MODEL_REFRESH_SECONDS = 30.0
 
 
 class ModelHolder:
     def __init__(self, registry: Registry, announced: Callable[[], str | None] | None = None):
         self.registry = registry
         #: Returns the version the service announced as active (database/Redis), or None; consulted
-        #: before the registry's own pointer (see ``service.retraining.attach``).
+        #: before the registry's own pointer (see ``service.activation``).
         self.announced = announced
         self._model: Model | None = None
         self._lock = threading.Lock()
@@ -57,7 +63,7 @@ class ModelHolder:
         return model.version if model is not None else None
 
     def active_version(self) -> str | None:
-        """The version this process should run: the announced one (see ``service.retraining``), else the
+        """The version this process should run: the announced one (see ``service.activation``), else the
         registry's active pointer. None when there is none or it cannot be read."""
         try:
             announced = self.announced() if self.announced else None
@@ -110,3 +116,16 @@ class ModelHolder:
         except Exception as error:
             logger.exception("scoring failed model=%s size=%d", model.version, len(comments))
             return ScoredBatch(None, model.version, type(error).__name__)
+
+    def score_synchronously(self, comments: Sequence[ClassifierComment]) -> ScoredBatch:
+        """Score inside a request, for the compatibility endpoints (Perspective, Akismet); never raises.
+
+        The model is loaded once per process (by the app factory, before gunicorn forks); every
+        ``MODEL_REFRESH_SECONDS`` one request also checks for a newly activated version, so these
+        endpoints follow the same active model as the workers.
+        """
+        self.maybe_refresh(MODEL_REFRESH_SECONDS)
+        # Skipping scikit-learn's per-call input validation saves milliseconds on one-comment batches;
+        # the vectoriser builds the matrix itself, so it is always finite and well-formed.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return self.score(comments, explain=False)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from classifier.comment import TOXICITY_ATTRIBUTES
+
 
 class SettingsError(ValueError):
     """An environment variable has a value we cannot use; raised at start-up, never later."""
@@ -44,8 +46,6 @@ class Settings:
     data_dir: Path = Path("../shared/data")
     secret_key: str = ""
     max_body_bytes: int = 64 * 1024
-    max_meta_bytes: int = 4 * 1024
-    max_text_chars: int = 20_000
     max_wait_seconds: float = 10.0
     thresholds: Thresholds = field(default_factory=Thresholds)
     #: Comments still pending this long after their last enqueue are enqueued again.
@@ -79,22 +79,16 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables; fail fast on values we cannot use."""
         env = os.environ if environ is None else environ
-        var_dir = Path(env.get("MODERATION_VAR_DIR", "var"))
+        # The defaults are the dataclasses' own: one place for each.
+        default, default_thresholds = cls(), Thresholds()
         thresholds = Thresholds(
-            spam_reject=_probability(env, "THRESHOLD_SPAM_REJECT", 0.97),
-            spam_hold=_probability(env, "THRESHOLD_SPAM_HOLD", 0.5),
-            toxicity_hold=_probability(env, "THRESHOLD_TOXICITY_HOLD", 0.6),
-            max_links=_integer(env, "THRESHOLD_MAX_LINKS", 2, minimum=0),
+            spam_reject=_probability(env, "THRESHOLD_SPAM_REJECT", default_thresholds.spam_reject),
+            spam_hold=_probability(env, "THRESHOLD_SPAM_HOLD", default_thresholds.spam_hold),
+            toxicity_hold=_probability(env, "THRESHOLD_TOXICITY_HOLD", default_thresholds.toxicity_hold),
+            max_links=_integer(env, "THRESHOLD_MAX_LINKS", default_thresholds.max_links, minimum=0),
             attribute_hold={
                 name: _probability(env, f"THRESHOLD_{name.upper()}_HOLD", 0.0)
-                for name in (
-                    "toxicity",
-                    "severe_toxicity",
-                    "insult",
-                    "profanity",
-                    "threat",
-                    "identity_attack",
-                )
+                for name in TOXICITY_ATTRIBUTES
                 if f"THRESHOLD_{name.upper()}_HOLD" in env
             },
         )
@@ -103,21 +97,27 @@ class Settings:
         return cls(
             redis_url=env.get("REDIS_URL") or None,
             database_url=env.get("DATABASE_URL") or None,
-            var_dir=var_dir,
+            var_dir=Path(env.get("MODERATION_VAR_DIR", str(default.var_dir))),
             model_dir=Path(env["MODERATION_MODEL_DIR"]) if env.get("MODERATION_MODEL_DIR") else None,
-            data_dir=Path(env.get("MODERATION_DATA_DIR", "../shared/data")),
+            data_dir=Path(env.get("MODERATION_DATA_DIR", str(default.data_dir))),
             secret_key=env.get("SECRET_KEY", ""),
-            max_body_bytes=_integer(env, "MAX_BODY_BYTES", 64 * 1024, minimum=1024),
-            max_wait_seconds=_number(env, "MAX_WAIT_SECONDS", 10.0, minimum=0.0),
+            max_body_bytes=_integer(env, "MAX_BODY_BYTES", default.max_body_bytes, minimum=1024),
+            max_wait_seconds=_number(env, "MAX_WAIT_SECONDS", default.max_wait_seconds, minimum=0.0),
             thresholds=thresholds,
-            reconcile_after_seconds=_number(env, "RECONCILE_AFTER_SECONDS", 30.0, minimum=0.0),
-            reconcile_interval_seconds=_number(env, "RECONCILE_INTERVAL_SECONDS", 5.0, minimum=0.1),
-            score_batch_size=_integer(env, "SCORE_BATCH_SIZE", 200, minimum=1),
-            webhook_timeout_seconds=_number(env, "WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.1),
-            secure_cookies=_boolean(env, "SECURE_COOKIES", False),
-            redis_prefix=env.get("REDIS_PREFIX", "moderation"),
-            rate_limit=env.get("RATE_LIMIT", "50/second"),
-            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            reconcile_after_seconds=_number(
+                env, "RECONCILE_AFTER_SECONDS", default.reconcile_after_seconds, minimum=0.0
+            ),
+            reconcile_interval_seconds=_number(
+                env, "RECONCILE_INTERVAL_SECONDS", default.reconcile_interval_seconds, minimum=0.1
+            ),
+            score_batch_size=_integer(env, "SCORE_BATCH_SIZE", default.score_batch_size, minimum=1),
+            webhook_timeout_seconds=_number(
+                env, "WEBHOOK_TIMEOUT_SECONDS", default.webhook_timeout_seconds, minimum=0.1
+            ),
+            secure_cookies=_boolean(env, "SECURE_COOKIES", default.secure_cookies),
+            redis_prefix=env.get("REDIS_PREFIX", default.redis_prefix),
+            rate_limit=env.get("RATE_LIMIT", default.rate_limit),
+            log_level=env.get("LOG_LEVEL", default.log_level).upper(),
         )
 
 

@@ -9,7 +9,6 @@ commits first, and the other write changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from classifier.labelstore import text_hash
 from service.db import (
     PENDING,
     ApiKey,
@@ -39,10 +39,6 @@ logger = logging.getLogger(__name__)
 WEBHOOK_EVENT_VERDICT = "comment.verdict"
 #: A delivery handed to the queue is not handed again before this; the reconciler retries after.
 WEBHOOK_VISIBILITY = timedelta(seconds=60)
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(" ".join(text.split()).lower().encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -367,11 +363,3 @@ def mark_enqueued(session: Session, comment_ids: Sequence[str]) -> None:
             .values(enqueued_at=utcnow())
             .execution_options(synchronize_session=False)
         )
-
-
-def status_history(session: Session, comment_id: str) -> list[StatusChange]:
-    return list(
-        session.scalars(
-            select(StatusChange).where(StatusChange.comment_id == comment_id).order_by(StatusChange.id)
-        )
-    )

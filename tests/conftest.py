@@ -120,19 +120,18 @@ def settings(tmp_path: Path, redis_url: str, database_url: str, tiny_registry) -
 
 @pytest.fixture
 def runtime(settings: Settings):  # noqa: ANN201
-    from service import jobs
-    from service.runtime import Runtime
+    from service.runtime import Runtime, bind_process_runtime
 
     runtime = Runtime.build(settings)
-    jobs.bind_runtime(runtime)
+    bind_process_runtime(runtime)
     yield runtime
-    jobs.bind_runtime(None)
+    bind_process_runtime(None)
     runtime.close()
 
 
 @pytest.fixture
 def app(runtime):  # noqa: ANN001, ANN201
-    from service.app import create_app
+    from service.web.app import create_app
 
     app = create_app(runtime.settings, runtime=runtime)
     app.config["TESTING"] = True
@@ -370,12 +369,12 @@ def registry(tmp_path: Path) -> Registry:
 @pytest.fixture
 def loop_runtime(settings: Settings, registry: Registry, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     """A runtime on its own registry, whose retraining uses the tiny public examples."""
-    from service import jobs, retraining
-    from service.runtime import Runtime
+    from service import retraining
+    from service.runtime import Runtime, bind_process_runtime
 
     runtime = Runtime.build(settings.with_overrides(model_dir=registry.root, score_batch_size=5))
-    jobs.bind_runtime(runtime)
+    bind_process_runtime(runtime)
     monkeypatch.setattr(retraining, "load_public_examples", lambda _settings, _sets=None: public_examples())
     yield runtime
-    jobs.bind_runtime(None)
+    bind_process_runtime(None)
     runtime.close()

@@ -156,7 +156,7 @@ def test_verdicts_follow_the_v1_policy(port, api_key, runtime):
 
 
 def test_discard_when_policy_rejects_outright(runtime, api_key):
-    from service.app import create_app
+    from service.web.app import create_app
 
     strict = dataclasses.replace(
         runtime,
@@ -239,8 +239,8 @@ def test_malformed_json_answers_in_akismet_shape(port, api_key):
 
 def test_unscored_comment_is_never_answered_false(runtime, api_key, tmp_path):
     from classifier.registry import Registry
-    from service.app import create_app
     from service.scoring import ModelHolder
+    from service.web.app import create_app
 
     (tmp_path / "no-models").mkdir()
     empty = dataclasses.replace(runtime, models=ModelHolder(Registry(tmp_path / "no-models")))

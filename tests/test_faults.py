@@ -11,10 +11,10 @@ from rq.job import Job
 from sqlalchemy import select, update
 
 from service import jobs, queueing, webhooks
-from service.app import create_app
 from service.db import APPROVED, HELD, PENDING, Comment, StatusChange, WebhookDelivery, utcnow
 from service.keys import create_api_key
-from service.runtime import Runtime
+from service.runtime import Runtime, bind_process_runtime
+from service.web.app import create_app
 from tests.conftest import drain_queues, free_port
 
 POLITE = {"name": "Grace", "email": "grace@example.com", "text": "Interesting, I learned something today."}
@@ -129,7 +129,7 @@ def _lazy_database(settings):
 def test_no_model_holds_as_unscored_never_approves(settings, api_key, tmp_path):
     empty = settings.with_overrides(model_dir=tmp_path / "no-models")
     runtime = Runtime.build(empty)
-    jobs.bind_runtime(runtime)
+    bind_process_runtime(runtime)
     app = create_app(empty, runtime=runtime)
     comment_id = app.test_client().post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
 

@@ -8,11 +8,11 @@ from dataclasses import asdict, replace
 from sqlalchemy import select
 
 from classifier import learning
-from service import retraining
-from service.app import create_app
+from service import activation, queueing, retraining
 from service.db import PENDING, Comment, Label, ModelVersion
 from service.decisions import decide
 from service.keys import SCOPES, create_api_key
+from service.web.app import create_app
 from tests.conftest import TINY, drain_queues, public_examples, site_labels
 
 
@@ -44,7 +44,7 @@ def test_learning_loop_end_to_end(loop_runtime, registry, monkeypatch):  # noqa:
     client = app.test_client()
     with runtime.session() as session:
         key = create_api_key(session, "cms", SCOPES).secret
-    retraining.attach(runtime)  # as the worker's reconciler thread does
+    activation.follow_announced_version(runtime)  # as the worker's reconciler thread does
     first = registry.active_version()
 
     # A fresh install ingests comments; the site's own spam looks harmless to the public-data model.
@@ -62,7 +62,7 @@ def test_learning_loop_end_to_end(loop_runtime, registry, monkeypatch):  # noqa:
         assert len(session.scalars(select(Label.id)).all()) == 160
 
     # The retrain job: the candidate learnt the site's spam, so the guard promotes it.
-    job = retraining.enqueue_retraining(runtime.redis, params=asdict(TINY))
+    job = queueing.enqueue_retraining(runtime.redis, params=asdict(TINY))
     drain_queues(runtime)
     summary = job.return_value()
     assert summary["promoted"], summary
@@ -77,7 +77,7 @@ def test_learning_loop_end_to_end(loop_runtime, registry, monkeypatch):  # noqa:
 
     # A worse candidate (shuffled public labels, site labels all but ignored) is refused.
     monkeypatch.setattr(retraining, "load_public_examples", lambda _s, _sets=None: shuffled_public())
-    job = retraining.enqueue_retraining(runtime.redis, params=asdict(TINY), site_weight=0.001)
+    job = queueing.enqueue_retraining(runtime.redis, params=asdict(TINY), site_weight=0.001)
     drain_queues(runtime)
     summary = job.return_value()
     assert not summary["promoted"] and summary["reasons"], summary

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from classifier.labelstore import text_hash
 from service.db import (
     APPROVED,
     HELD,
@@ -24,7 +25,6 @@ from service.db import (
 from service.decisions import UNDO_WINDOW
 from service.keys import SCOPES, create_api_key
 from service.moderators import create_moderator
-from service.store import text_hash
 from tests.conftest import drain_queues
 
 PASSWORD = "correct horse battery staple"
@@ -133,7 +133,7 @@ def test_a_cms_api_key_or_moderator_token_cannot_open_the_pages(client, runtime,
 
 
 def test_login_sets_a_locked_down_session_cookie(runtime):
-    from service.app import create_app
+    from service.web.app import create_app
 
     make_moderator(runtime)
     app = create_app(runtime.settings.with_overrides(secure_cookies=True), runtime=runtime)
@@ -292,7 +292,9 @@ def test_queues_counts_filters_and_sorting(client, runtime):
     far = add_comment(
         runtime, uncertainty=0.1, text="Totally benign words", received_at=now - timedelta(hours=1)
     )
-    unscored = add_comment(runtime, scores=None, explanations=None, uncertainty=None, reason="unscored")
+    unscored = add_comment(
+        runtime, scores=None, explanations=None, uncertainty=None, reason="unscored", received_at=now
+    )
     spam = add_comment(runtime, status=REJECTED, reason="spam_reject", scores={"spam": 0.99})
     abusive = add_comment(runtime, status=REJECTED, reason="moderator_abusive")
     approved = add_comment(runtime, status=APPROVED, reason="clean", author_name="Zed Searchable")
@@ -318,8 +320,11 @@ def test_queues_counts_filters_and_sorting(client, runtime):
     assert ids("/moderate/queue/all?q=%25") == []  # LIKE wildcards are literal
     assert ids("/moderate/queue/spam") == [spam]
     assert set(ids("/moderate/queue/rejected")) == {spam, abusive}
-    today = now.date().isoformat()
-    assert set(ids(f"/moderate/queue/all?since={today}&until={today}")) >= {far, unscored}
+    # A one-day filter finds each comment on the (UTC) day it arrived. Each comment's own day, not
+    # "today" for both: between 00:00 and 01:00 UTC, `far` (an hour old) arrived yesterday.
+    for comment_id, received_at in ((far, now - timedelta(hours=1)), (unscored, now)):
+        day = received_at.date().isoformat()
+        assert comment_id in ids(f"/moderate/queue/all?since={day}&until={day}")
     assert ids("/moderate/queue/all?until=2000-01-01") == []
     bad = client.get("/moderate/?min=2&sort=sideways")
     assert bad.status_code == 200

@@ -9,13 +9,12 @@ from datetime import timedelta
 
 import pytest
 
+from service.cli import COMMANDS
 from service.db import Moderator, utcnow
 from service.moderators import (
     LOCKOUT,
     MAX_FAILED_LOGINS,
     ModeratorError,
-    _arguments,
-    _run,
     authenticate,
     create_moderator,
     find_by_token,
@@ -97,10 +96,11 @@ def test_tokens_are_stored_hashed(session):
 
 
 def _cli(settings, capsys, monkeypatch, *argv: str, stdin: str = "") -> tuple[int, str]:  # noqa: ANN001
+    add_arguments, run = COMMANDS["moderators"]
     parser = argparse.ArgumentParser()
-    _arguments(parser)
+    add_arguments(parser)
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    code = _run(parser.parse_args(list(argv)), settings)
+    code = run(parser.parse_args(list(argv)), settings)
     out = capsys.readouterr()
     return code, out.out + out.err
 
@@ -123,6 +123,4 @@ def test_cli_add_list_disable_token(settings, runtime, capsys, monkeypatch):
 
 
 def test_cli_registers_the_command_group():
-    from service.cli import COMMANDS
-
     assert "moderators" in COMMANDS

@@ -108,7 +108,7 @@ def test_coral_analyze_request_gets_a_well_formed_answer_and_stores_no_text(clie
     # Nothing but counters is kept.
     assert count(runtime, Comment) == 0
     assert count(runtime, Label) == 0
-    from service import ratelimit
+    from service.web.compat import ratelimit
 
     with app.app_context():
         app.extensions[ratelimit.EXTENSION + ".usage"].flush(runtime)
@@ -289,8 +289,8 @@ def test_key_errors_in_googles_shape(client, runtime):
 
 def test_no_model_is_a_503_in_googles_shape(runtime, api_key, tmp_path):
     from classifier.registry import Registry
-    from service.app import create_app
     from service.scoring import ModelHolder
+    from service.web.app import create_app
 
     (tmp_path / "no-models").mkdir()
     empty = dataclasses.replace(runtime, models=ModelHolder(Registry(tmp_path / "no-models")))
@@ -390,13 +390,13 @@ def test_suggestscore_errors_in_googles_shape(client, api_key, runtime, body, er
     ],
 )
 def test_language_guess(text, language):
-    from service.perspective import detect_language
+    from service.web.compat.perspective import detect_language
 
     assert detect_language(text) == language
 
 
 def test_sentence_spans_cover_sentences_without_surrounding_space():
-    from service.perspective import sentence_spans
+    from service.web.compat.perspective import sentence_spans
 
     text = "  First one.  Second?! third without end  "
     assert [text[b:e] for b, e in sentence_spans(text)] == ["First one.", "Second?!", "third without end"]

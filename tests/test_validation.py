@@ -11,7 +11,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from service.db import Comment
-from service.validation import _PLAIN_ADDRESS, normalized_email
+from service.web.validation import _PLAIN_ADDRESS, normalized_email
 
 GOOD = {"name": "Ada", "email": "ada@example.com", "text": "A fine comment."}
 

@@ -9,9 +9,9 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.app import current_runtime
-from service.openapi import openapi_document
 from service.runtime import Runtime
+from service.web.context import current_runtime
+from service.web.openapi import openapi_document
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from service.validation import CommentIn
+from service.web.validation import CommentIn
 
 _ERROR = {
     "type": "object",

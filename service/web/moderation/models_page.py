@@ -15,17 +15,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flask import g, render_template, send_file, url_for
+from flask import render_template, send_file, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from classifier.errors import ClassifierError
 from classifier.registry import Registry
-from service.app import current_runtime
 from service.db import ModelVersion
 from service.errors import NotFound
-from service.moderation import QUEUES, bp, queue_counts
 from service.retraining import reports_dir
+from service.web.context import current_runtime
+from service.web.moderation.queries import QUEUES, queue_counts
+from service.web.moderation.session import current_moderator
 
 #: The only report file names served: no directories, no other types.
 REPORT_NAME = re.compile(r"[A-Za-z0-9._-]+\.(png|md)")
@@ -280,7 +281,7 @@ def listed_reports(directory: Path) -> list[Path]:
 def _nav() -> dict[str, Any]:
     with current_runtime().session() as db:
         counts = queue_counts(db)
-    return {"queues": QUEUES, "counts": counts, "moderator": g.moderator, "models_page": True}
+    return {"queues": QUEUES, "counts": counts, "moderator": current_moderator(), "models_page": True}
 
 
 def pretty(value: Any) -> str:
@@ -290,10 +291,9 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-# --- routes ------------------------------------------------------------------------------------------
+# --- views (``pages`` routes them, on the moderation blueprint) -------------------------------------
 
 
-@bp.get("/moderate/models")
 def models() -> str:
     directory = reports_dir(current_runtime().settings)
     return render_template(
@@ -305,7 +305,6 @@ def models() -> str:
     )
 
 
-@bp.get("/moderate/models/<version>")
 def model(version: str) -> str:
     if not VERSION_NAME.fullmatch(version):
         raise NotFound("No such model version.")
@@ -335,7 +334,6 @@ def model(version: str) -> str:
     )
 
 
-@bp.get("/moderate/reports/<name>")
 def report(name: str) -> ResponseReturnValue:
     path = report_file(reports_dir(current_runtime().settings), name)
     if path is None:

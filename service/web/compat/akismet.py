@@ -17,18 +17,18 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from classifier.comment import Comment as ClassifierComment
-from service import ratelimit
-from service.app import current_runtime
 from service.db import APPROVED, REJECTED, ApiKey
 from service.labels import record_label
-from service.perspective import score_comments
-from service.policy import apply_policy
+from service.policy import AKISMET_TEST, apply_policy
+from service.web.auth import KeyRejected, MissingKey, MissingScope, authenticate_api_key
+from service.web.compat import ratelimit
+from service.web.context import current_runtime
+from service.web.validation import MAX_TEXT_CHARS
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +61,6 @@ def _text(body: str, status: int = 200, headers: Mapping[str, str] | None = None
     response = Response(body, status=status, mimetype="text/plain")
     response.headers.update(headers or {})
     return response
-
-
-@bp.record_once
-def _set_up(state: Any) -> None:
-    runtime = state.app.extensions["moderation"]
-    ratelimit.init_rate_limits(state.app, runtime)
-    runtime.models.refresh()  # once, before gunicorn forks its workers (--preload)
 
 
 @bp.errorhandler(AkismetError)
@@ -139,21 +132,17 @@ def _secret(fields: Mapping[str, str], *names: str) -> str | None:
 
 
 def _authenticate(fields: Mapping[str, str], scope: str, *names: str) -> ApiKey:
+    """The key from the named fields (default ``api_key``) or the Host, answered as Akismet does."""
     secret = _secret(fields, *(names or ("api_key",)))
-    if not secret:
-        raise AkismetError("invalid", 'Empty "api_key" value')
-    runtime = current_runtime()
-    api_key = runtime.api_keys.find(secret)
-    if api_key is None:
-        raise AkismetError("invalid", "We were unable to verify your API key.")
-    if not api_key.has_scope(scope):
-        raise AkismetError("invalid", f"This API key lacks the '{scope}' scope needed here.")
-    ratelimit.enforce_rate_limit(api_key, runtime.settings)
+    try:
+        api_key = authenticate_api_key(secret, scope)
+    except MissingKey:
+        raise AkismetError("invalid", f'Empty "{names[0] if names else "api_key"}" value') from None
+    except MissingScope:
+        raise AkismetError("invalid", f"This API key lacks the '{scope}' scope needed here.") from None
+    except KeyRejected:
+        raise AkismetError("invalid", "We were unable to verify your API key.") from None
     return api_key
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 # --- endpoints -----------------------------------------------------------------------------------
@@ -161,13 +150,8 @@ def _truthy(value: str | None) -> bool:
 
 @bp.post("/1.1/verify-key")
 def verify_key() -> Response:
-    fields = _fields()
-    secret = _secret(fields, "key", "api_key")
-    if not secret:
-        return _text("invalid", headers={"X-akismet-debug-help": 'Empty "key" value'})
-    api_key = current_runtime().api_keys.find(secret)
-    if api_key is None or not api_key.has_scope("analyze"):
-        return _text("invalid", headers={"X-akismet-debug-help": "We were unable to verify your API key."})
+    # verify-key answers "invalid" for a key that cannot check comments, as Akismet does.
+    _authenticate(_fields(), "analyze", "key", "api_key")
     return _text("valid")
 
 
@@ -201,12 +185,13 @@ def comment_check() -> Response:
     fields = _fields()
     api_key = _authenticate(fields, "analyze")
     runtime = current_runtime()
+    ratelimit.enforce_rate_limit(api_key, runtime.settings)
     ratelimit.count_usage(runtime, api_key, CHECK_ENDPOINT)
     test_verdict = _test_verdict(fields)
     if test_verdict is not None:
-        return _text("true" if test_verdict else "false", headers={"X-Moderation-Reason": "akismet_test"})
-    comment = _classifier_comment(fields, runtime.settings.max_text_chars)
-    batch = score_comments(runtime, [comment])
+        return _text("true" if test_verdict else "false", headers={"X-Moderation-Reason": AKISMET_TEST})
+    comment = _classifier_comment(fields, MAX_TEXT_CHARS)
+    batch = runtime.models.score_synchronously([comment])
     if batch.scores is None:
         logger.error("akismet comment-check unscored key=%s error=%s", api_key.id, batch.error)
         raise AkismetError(
@@ -228,6 +213,7 @@ def _submit(decision: str) -> Response:
     fields = _fields()
     api_key = _authenticate(fields, "submit")
     runtime = current_runtime()
+    ratelimit.enforce_rate_limit(api_key, runtime.settings)
     with runtime.session() as session:
         record_label(
             session,
@@ -260,6 +246,7 @@ def usage_limit() -> Response:
     fields = _fields()
     api_key = _authenticate(fields, "analyze")
     runtime = current_runtime()
+    ratelimit.enforce_rate_limit(api_key, runtime.settings)
     first_day = datetime.now(UTC).strftime("%Y-%m-01")
     usage = ratelimit.usage_since(runtime, api_key, (CHECK_ENDPOINT,), first_day)
     # Our limits are per second, not per month: there is no monthly cap to report.

@@ -14,21 +14,19 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from service.app import current_runtime
-from service.auth import bearer_token
 from service.db import Comment
 from service.decisions import ALL_DECISIONS, decide
 from service.errors import Conflict, Forbidden, InvalidComment, NotFound, Unauthorized
-from service.keys import find_api_key
-from service.moderation import QUEUES, list_queue, parse_filter, queue_counts
 from service.moderators import find_by_token
 from service.store import comment_summary
-from service.validation import read_json_object
+from service.web.auth import BEARER_CHALLENGE, InvalidKey, MissingScope, authenticate_api_key, bearer_token
+from service.web.context import current_runtime
+from service.web.moderation.queries import QUEUES, list_queue, parse_filter, queue_counts
+from service.web.validation import read_json_object
 
 bp = Blueprint("moderation_api", __name__, url_prefix="/v1")
 
 F = TypeVar("F", bound=Callable[..., Any])
-_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="moderation"'}
 
 
 @dataclass(frozen=True)
@@ -39,28 +37,34 @@ class Principal:
 
 
 def require_moderation_access(view: F) -> F:
+    """A moderator's token, or else an API key with the ``moderate`` scope; sets ``g.principal``."""
+
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         token = bearer_token()
         if token is None:
             raise Unauthorized(
                 "Send a moderator token or an API key as 'Authorization: Bearer <token>'.",
-                headers=_CHALLENGE,
+                headers=BEARER_CHALLENGE,
             )
-        with current_runtime().session() as session:
-            moderator = find_by_token(session, token)
-            api_key = None if moderator is not None else find_api_key(session, token)
-        if moderator is not None:
-            g.principal = Principal(f"moderator:{moderator.username}", None)
-        elif api_key is not None:
-            if not api_key.has_scope("moderate"):
-                raise Forbidden("This API key lacks the 'moderate' scope.")
-            g.principal = Principal(f"api-key:{api_key.id}", api_key.id)
-        else:
-            raise Unauthorized("The token is not valid.", headers=_CHALLENGE)
+        g.principal = _principal(token)
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _principal(token: str) -> Principal:
+    with current_runtime().session() as session:
+        moderator = find_by_token(session, token)
+    if moderator is not None:
+        return Principal(f"moderator:{moderator.username}", None)
+    try:
+        api_key = authenticate_api_key(token, "moderate")
+    except MissingScope:
+        raise Forbidden("This API key lacks the 'moderate' scope.") from None
+    except InvalidKey:
+        raise Unauthorized("The token is not valid.", headers=BEARER_CHALLENGE) from None
+    return Principal(f"api-key:{api_key.id}", api_key.id)
 
 
 def moderation_summary(comment: Comment) -> dict[str, Any]:

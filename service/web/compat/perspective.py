@@ -11,20 +11,18 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import sklearn
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from classifier.comment import Comment as ClassifierComment
-from service import ratelimit
-from service.app import current_runtime
 from service.db import ApiKey
 from service.labels import DECISION_LABELS, record_label
-from service.runtime import Runtime
-from service.scoring import ScoredBatch
+from service.web.auth import InvalidKey, MissingKey, MissingScope, authenticate_api_key
+from service.web.compat import ratelimit
+from service.web.context import current_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -104,14 +102,6 @@ def _error_info(reason: str) -> dict[str, Any]:
     }
 
 
-@bp.record_once
-def _set_up(state: Any) -> None:
-    runtime = state.app.extensions["moderation"]
-    ratelimit.init_rate_limits(state.app, runtime)
-    # Load the model now: under `gunicorn --preload` that is once, in the master, before forking.
-    runtime.models.refresh()
-
-
 @bp.errorhandler(PerspectiveError)
 def _perspective_error(error: PerspectiveError) -> tuple[Response, int, dict[str, str]]:
     return jsonify(error.body()), error.code, error.headers
@@ -146,27 +136,27 @@ def _unexpected(error: Exception) -> tuple[Response, int, dict[str, str]]:
 
 
 def _authenticate(scope: str) -> ApiKey:
-    """The key from ``?key=`` (or the ``x-goog-api-key`` header), as Google's front end checks it."""
+    """The key from ``?key=`` (or the ``x-goog-api-key`` header), answered as Google's front end does."""
     secret = request.args.get("key") or request.headers.get("x-goog-api-key")
-    if not secret:
+    try:
+        api_key = authenticate_api_key(secret, scope)
+    except MissingKey:
         raise PerspectiveError(
             403,
             "The request is missing a valid API key.",
             detail=_error_info("API_KEY_MISSING"),
-        )
-    runtime = current_runtime()
-    api_key = runtime.api_keys.find(secret)
-    if api_key is None:
+        ) from None
+    except InvalidKey:
         raise PerspectiveError(
             400, "API key not valid. Please pass a valid API key.", detail=_error_info("API_KEY_INVALID")
-        )
-    if not api_key.has_scope(scope):
+        ) from None
+    except MissingScope:
         raise PerspectiveError(
             403,
             f"Requests from this API key to this method are blocked (it lacks the '{scope}' scope).",
             detail=_error_info("API_KEY_SERVICE_BLOCKED"),
-        )
-    ratelimit.enforce_rate_limit(api_key, runtime.settings)
+        ) from None
+    ratelimit.enforce_rate_limit(api_key, current_runtime().settings)
     return api_key
 
 
@@ -339,24 +329,6 @@ def _check_languages(
 
 # --- scoring -------------------------------------------------------------------------------------
 
-#: Web processes look for a newly activated model version this often (workers do it between batches).
-MODEL_REFRESH_SECONDS = 30.0
-
-
-def score_comments(runtime: Runtime, comments: Sequence[ClassifierComment]) -> ScoredBatch:
-    """Score synchronously in this process (both compatibility blueprints use this).
-
-    The model is loaded once per process (before gunicorn forks, see ``_set_up``); every
-    ``MODEL_REFRESH_SECONDS`` one request also checks for a newly activated version, so these
-    endpoints follow the same active model as ``/v1``.
-    """
-    runtime.models.maybe_refresh(MODEL_REFRESH_SECONDS)
-    # Skipping scikit-learn's per-call input validation saves milliseconds on one-comment batches;
-    # the vectoriser builds the matrix itself, so it is always finite and well-formed.
-    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-        return runtime.models.score(comments, explain=False)
-
-
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)|[.!?]+", re.MULTILINE)
 
 
@@ -385,7 +357,7 @@ def _score(value: float) -> dict[str, Any]:
 def _analyze_scores(text: str, attributes: Mapping[str, float | None], span_annotations: bool) -> dict:
     spans = sentence_spans(text) if span_annotations else [(0, len(text))]
     texts = [text] + ([text[begin:end] for begin, end in spans] if len(spans) > 1 else [])
-    batch = score_comments(current_runtime(), [ClassifierComment(text=item) for item in texts])
+    batch = current_runtime().models.score_synchronously([ClassifierComment(text=item) for item in texts])
     if batch.scores is None:
         logger.error("perspective scoring unavailable error=%s", batch.error)
         raise PerspectiveError(

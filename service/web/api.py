@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from typing import Any
 
 import redis
 from flask import Blueprint, Response, request
 
 from service import queueing
-from service.app import current_runtime
-from service.auth import current_api_key, require_api_key
 from service.db import PENDING, Comment
 from service.errors import InvalidComment, NotFound
 from service.runtime import Runtime
@@ -25,7 +22,9 @@ from service.store import (
     insert_comment,
     pending_summary,
 )
-from service.validation import parse_comment, read_json_object
+from service.web.auth import require_api_key
+from service.web.context import current_api_key, current_runtime
+from service.web.validation import parse_comment, read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -96,28 +95,13 @@ def requested_wait() -> float:
 
 
 def wait_for_verdict(runtime: Runtime, comment_id: str, seconds: float) -> Comment | None:
-    """Block until the worker publishes this comment's verdict, or ``seconds`` pass."""
-    deadline = time.monotonic() + seconds
-    try:
-        pubsub = runtime.redis.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(queueing.verdict_channel(runtime.settings, comment_id))
-    except redis.RedisError:
-        return None
-    try:
-        while True:
-            # Read after subscribing, so a verdict published in between is not missed.
-            with runtime.session() as session:
-                comment = get_comment(session, comment_id)
-            if comment is None or comment.status != PENDING:
-                return comment
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return comment
-            pubsub.get_message(timeout=min(remaining, 1.0))
-    except redis.RedisError:
-        return None
-    finally:
-        pubsub.close()
+    """The comment once the worker has decided it, or as it stands after ``seconds``."""
+
+    def load() -> Comment | None:
+        with runtime.session() as session:
+            return get_comment(session, comment_id)
+
+    return queueing.wait_for_verdict(runtime.redis, runtime.settings, comment_id, seconds, load)
 
 
 def comment_location(comment_id: str) -> str:

@@ -1,0 +1,1 @@
+"""Drop-in replacements for other services' APIs: Perspective and Akismet, with per-key rate limits."""
