@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -333,7 +333,3 @@ def count_labels(engine: Engine, since_id: int = 0) -> tuple[int, int]:
             select(func.count(), func.max(labels_table.c.id)).where(labels_table.c.id > since_id)
         ).one()
     return int(count or 0), int(top or since_id)
-
-
-def examples_of(labels: Iterable[SiteLabel]) -> list[LabelledComment]:
-    return [s.example for s in labels]
