@@ -27,11 +27,18 @@ APPROVE = "approve"
 SPAM = "spam"
 ABUSIVE = "abusive"
 UNDO = "undo"
+#: A CMS's own moderators have more buttons than ours (WordPress: unapprove, not spam, trash).
+HOLD = "hold"
+HAM = "ham"
+TRASH = "trash"
 #: Each decision's status and reason.
 DECISIONS: dict[str, StatusUpdate] = {
     APPROVE: StatusUpdate(APPROVED, "moderator_approved", actor=""),
     SPAM: StatusUpdate(REJECTED, "moderator_spam", actor=""),
     ABUSIVE: StatusUpdate(REJECTED, "moderator_abusive", actor=""),
+    HOLD: StatusUpdate(HELD, "moderator_held", actor=""),
+    HAM: StatusUpdate(APPROVED, "moderator_not_spam", actor=""),
+    TRASH: StatusUpdate(REJECTED, "moderator_trash", actor=""),
 }
 ALL_DECISIONS = (*DECISIONS, UNDO)
 #: How long a decision can be taken back with "undo".
