@@ -23,6 +23,7 @@ from service.keys import (
     DEFAULT_SCOPES,
     SCOPES,
     InvalidScope,
+    InvalidSecret,
     create_api_key,
     disable_api_key,
     find_api_key,
@@ -65,7 +66,7 @@ def _keys_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument(
         "--secret",
         help="use this key instead of a random one (e.g. a 12-character key for the WordPress Akismet "
-        "plugin, which refuses other lengths); at least 12 characters",
+        "plugin, which refuses other lengths); 12 to 200 printable ASCII characters",
     )
     sub.add_parser("list", help="list keys (never their secrets)")
     disable = sub.add_parser("disable", help="disable a key")
@@ -82,8 +83,9 @@ def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
                     args.scopes.split(","),
                     webhook_url=args.webhook_url,
                     rate_limit=args.rate_limit,
+                    secret=args.secret,
                 )
-            except InvalidScope as error:
+            except (InvalidScope, InvalidSecret) as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
             print(f"id: {new.api_key.id}\nkey: {new.secret}\nscopes: {new.api_key.scopes}")

@@ -24,8 +24,18 @@ SCOPES = ("comments", "moderate", "analyze", "submit")
 DEFAULT_SCOPES = ("comments", "analyze", "submit")
 
 
+#: A secret given by the operator (``keys create --secret``): long enough not to be guessed, short
+#: enough for every client, printable so it survives headers, forms and host names.
+MIN_SECRET_CHARS = 12
+MAX_SECRET_CHARS = 200
+
+
 class InvalidScope(ValueError):
     pass
+
+
+class InvalidSecret(ValueError):
+    """A chosen secret that is too short, too long, not printable ASCII, or already some key's."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,8 @@ def create_api_key(
     unknown = [scope for scope in scope_list if scope not in SCOPES]
     if unknown:
         raise InvalidScope(f"unknown scope(s): {', '.join(unknown)}; choose from {', '.join(SCOPES)}")
+    if secret is not None:
+        check_chosen_secret(session, secret)
     secret = secret or KEY_PREFIX + secrets.token_urlsafe(32)
     webhook_secret = "whsec_" + secrets.token_urlsafe(32) if webhook_url else None
     api_key = ApiKey(
@@ -68,6 +80,17 @@ def create_api_key(
     session.add(api_key)
     session.commit()
     return NewKey(api_key, secret, webhook_secret)
+
+
+def check_chosen_secret(session: Session, secret: str) -> None:
+    """Raise :class:`InvalidSecret` unless ``secret`` can be a new key's secret."""
+    if not MIN_SECRET_CHARS <= len(secret) <= MAX_SECRET_CHARS:
+        raise InvalidSecret(f"the secret must be {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters")
+    if not all("!" <= char <= "~" for char in secret):
+        raise InvalidSecret("the secret must be printable ASCII without spaces")
+    # Keys are found by their hash, so two keys with one secret would make one of them unreachable.
+    if session.scalars(select(ApiKey.id).where(ApiKey.key_hash == hash_key(secret))).first() is not None:
+        raise InvalidSecret("that secret is already taken by another key")
 
 
 def find_api_key(session: Session, secret: str | None) -> ApiKey | None:
