@@ -371,3 +371,18 @@ def count_links(text: str) -> int:
     send plain text have bare URLs instead, so count those too (an anchor counts once, whatever its text)."""
     anchors = _ANCHOR.findall(text)
     return len(anchors) + len(_BARE_URL.findall(_ANCHOR.sub(" ", text)))
+
+
+_PRAISE = re.compile(
+    r"\b(?:thanks?(?: you)?|thx|kudos|bravo|congrat\w*)\b"
+    r"|\b(?:great|good|excellent|nice|fine|informative|interesting|useful|helpful|insightful|wonderful|"
+    r"brilliant|superb|fantastic|thoughtful|balanced|fair)\s+(?:article|post|piece|read|story|report\w*|"
+    r"write-?up|work|job|column|editorial|analysis|info\w*)\b"
+    r"|\bwell (?:written|said|put|done|researched)\b|\bvery (?:informative|interesting|helpful|useful)\b",
+    re.IGNORECASE,
+)
+
+
+def looks_like_praise(text: str) -> bool:
+    """Whether a comment thanks or praises the author: what readers write and blog spam imitates."""
+    return bool(_PRAISE.search(text[:2000]))

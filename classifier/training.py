@@ -58,7 +58,7 @@ from classifier.comment import TOXICITY_ATTRIBUTES, LabelledComment
 from classifier.errors import TrainingError
 from classifier.features import AUTHOR_FEATURES, META_NAMES, CommentVectorizer
 from classifier.model import Model
-from classifier.text import find_urls, normalize
+from classifier.text import find_urls, looks_like_praise, normalize
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,10 @@ class TrainParams:
     #: comments at 0.4-0.9), and leave-one-source-out AUC on WordPress spam vs news comments rose to 0.836,
     #: at some cost on YouTube, where a link is the spam signal.
     linked_negative_boost: float = 30.0
+    #: Extra weight of the spam negatives that thank or praise the author ("Great article, thank you"):
+    #: blog spam is full of generic praise, and the few readers' thanks in the discussion corpora are what
+    #: keeps a reader's thanks from being spam once the blog spam's text is learnt.
+    praise_negative_boost: float = 30.0
     #: Source groups whose text the spam head does not learn, only their metadata (none by default: learning
     #: the blog spam's text took spam caught by time, text only, from 7 % to 98 %; see the module docstring).
     metadata_only_sources: tuple[str, ...] = ()
@@ -277,11 +281,15 @@ def select_spam_negatives(
         if len(rows) > quota:
             # Discussion that links to sources is exactly what the spam model must not flag: keep it, up to
             # an eighth of the quota (Davidson's tweets nearly all end in a t.co link).
-            linked = [e for e in rows if find_urls(e.comment.text)]
-            plain = [e for e in rows if not find_urls(e.comment.text)]
-            if len(linked) > quota // 8:
-                linked = rng.sample(linked, quota // 8)
-            rows = linked + rng.sample(plain, max(0, min(len(plain), quota - len(linked))))
+            # So is a reader thanking the author for the article: keep every one (they are few).
+            kept = [e for e in rows if find_urls(e.comment.text)]
+            if len(kept) > quota // 8:
+                kept = rng.sample(kept, quota // 8)
+            kept_ids = {id(e) for e in kept}
+            kept += [e for e in rows if id(e) not in kept_ids and looks_like_praise(e.comment.text)]
+            kept_ids = {id(e) for e in kept}
+            plain = [e for e in rows if id(e) not in kept_ids]
+            rows = kept + rng.sample(plain, max(0, min(len(plain), quota - len(kept))))
         negatives.extend(rows)
     return negatives
 
@@ -345,10 +353,13 @@ def train(
     spam_set, X_spam = _spam_matrix([*spam_rows, *spam_negatives], X_all, unique, n_text, params)  # noqa: N806
     y = np.array([1 if e.labels.get("spam", 0.0) >= 0.5 else 0 for e in spam_set])
     spam_weights = _group_weights(spam_set, params)
-    if params.linked_negative_boost != 1.0 and spam_negatives:
+    if spam_negatives:
         negative_ids = {id(e) for e in spam_negatives}
-        linked = np.array([id(e) in negative_ids and bool(urls[unique[id(e)]]) for e in spam_set])
+        negative = np.array([id(e) in negative_ids for e in spam_set])
+        linked = negative & np.array([bool(urls[unique[id(e)]]) for e in spam_set])
+        praise = negative & np.array([looks_like_praise(e.comment.text) for e in spam_set])
         spam_weights = np.where(linked, spam_weights * params.linked_negative_boost, spam_weights)
+        spam_weights = np.where(praise, spam_weights * params.praise_negative_boost, spam_weights)
         spam_weights = spam_weights / spam_weights.mean()
     if params.spam_calibration_prior not in ("balanced", "weighted"):
         raise TrainingError(f"unknown spam_calibration_prior {params.spam_calibration_prior!r}")

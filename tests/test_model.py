@@ -231,3 +231,34 @@ def test_site_labels_get_a_site_head_that_learns_the_sites_own_words() -> None:
     np.testing.assert_allclose(adapted.predict(probe), adapted.pipeline_probabilities(probe), atol=1e-5)
     too_few = train(tiny_examples() + site[:5] + site[-5:], params)
     assert too_few.card["site_adaptation"] == {}
+
+
+def test_readers_thanks_are_kept_among_the_spam_negatives_and_weigh_more() -> None:
+    """Blog spam's text is learnt, and it praises; the few readers' thanks must survive the sampling."""
+    import random
+
+    from classifier.training import select_spam_negatives
+
+    thanks = [
+        LabelledComment(Comment(f"Thanks for the article, it explains vote {i}."), {"toxicity": 0.0}, "civil")
+        for i in range(30)
+    ]
+    other = [
+        LabelledComment(Comment(f"The vote was {i} to 3."), {"toxicity": 0.0}, "civil") for i in range(500)
+    ]
+    params = TrainParams(spam_negatives_per_source=100)
+    negatives = select_spam_negatives([*other, *thanks], params, random.Random(1))
+    assert len(negatives) == 100 and all(e in negatives for e in thanks)
+    params = dict(word_bits=12, char_bits=13, min_df=1, spam_c=10.0, calibrate=False)
+    blog_spam = [
+        LabelledComment(Comment(f"Thanks for the article. Visit post {i}."), {"spam": 1.0}, "wordpress")
+        for i in range(20)
+    ]
+    from tests.conftest import tiny_examples
+
+    examples = tiny_examples() + blog_spam + thanks[:8] + other[:200]
+    boosted = train(examples, TrainParams(**params))
+    plain = train(examples, TrainParams(**params, praise_negative_boost=1.0))
+    probe = [Comment("Thanks for the article.")]
+    spam = ATTRIBUTES.index("spam")
+    assert boosted.predict(probe)[0, spam] < plain.predict(probe)[0, spam]
