@@ -28,7 +28,7 @@ from service.policy import AKISMET_TEST, apply_policy
 from service.web.auth import KeyRejected, MissingKey, MissingScope, authenticate_api_key
 from service.web.compat import ratelimit
 from service.web.context import current_runtime
-from service.web.validation import MAX_TEXT_CHARS
+from service.web.validation import MAX_TEXT_CHARS, contains_lone_surrogate
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +100,12 @@ def _fields() -> dict[str, str]:
     if request.is_json:
         try:
             body = json.loads(request.get_data(cache=True) or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
             raise AkismetError("invalid", "The JSON body could not be parsed.", 400) from None
         if not isinstance(body, dict):
             raise AkismetError("invalid", "The JSON body must be an object of fields.", 400)
+        if contains_lone_surrogate(body):
+            raise AkismetError("invalid", "A JSON string holds a lone surrogate (invalid Unicode).", 400)
         for name, value in body.items():
             if isinstance(value, bool):
                 fields[name] = "1" if value else "0"

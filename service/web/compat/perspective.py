@@ -23,6 +23,7 @@ from service.labels import DECISION_LABELS, record_label
 from service.web.auth import InvalidKey, MissingKey, MissingScope, authenticate_api_key
 from service.web.compat import ratelimit
 from service.web.context import current_runtime
+from service.web.validation import contains_lone_surrogate
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +168,12 @@ def _json_body() -> dict[str, Any]:
     raw = request.get_data(cache=False)
     try:
         body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise invalid_request("Invalid JSON payload received.") from None
     if not isinstance(body, dict):
         raise invalid_request("Invalid JSON payload received: the body must be a JSON object.")
+    if contains_lone_surrogate(body):
+        raise invalid_request("Invalid JSON payload received: a string holds a lone surrogate.")
     return body
 
 
