@@ -23,6 +23,7 @@ from service.keys import (
     DEFAULT_SCOPES,
     SCOPES,
     InvalidScope,
+    InvalidSecret,
     create_api_key,
     disable_api_key,
     find_api_key,
@@ -82,8 +83,9 @@ def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
                     args.scopes.split(","),
                     webhook_url=args.webhook_url,
                     rate_limit=args.rate_limit,
+                    secret=args.secret,
                 )
-            except InvalidScope as error:
+            except (InvalidScope, InvalidSecret) as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
             print(f"id: {new.api_key.id}\nkey: {new.secret}\nscopes: {new.api_key.scopes}")
@@ -94,7 +96,8 @@ def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "list":
             for api_key in list_api_keys(session):
                 state = "disabled" if api_key.disabled_at else "active"
-                print(f"{api_key.id}\t{api_key.key_prefix}…\t{api_key.name}\t{api_key.scopes}\t{state}")
+                shown = f"{api_key.key_prefix}…" if api_key.key_prefix else "(short key)"
+                print(f"{api_key.id}\t{shown}\t{api_key.name}\t{api_key.scopes}\t{state}")
             return 0
         if not disable_api_key(session, args.id):
             print(f"error: no key with id {args.id}", file=sys.stderr)

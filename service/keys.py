@@ -1,18 +1,27 @@
-"""API keys for CMSs: created by the CLI, stored as SHA-256 hashes, checked on every request.
+"""API keys for CMSs: created by the CLI, stored hashed, checked on every request.
 
-A key is 32 random bytes, so a fast hash is safe here (no dictionary to attack), unlike passwords.
+A generated key is 32 random bytes, so a fast hash (SHA-256) is safe for it: there is nothing to
+guess. A short key (the WordPress Akismet plugin insists on 12 characters, given with ``--secret``)
+has far less to guess, so it is stored as argon2id with a salt of its own, and a listing shows no
+character of it. Only a few characters of a generated key are stored in clear (``key_prefix``), to
+tell keys apart. Keys stored before this (an unsalted SHA-256 of a short key, a 10-character
+prefix) keep working: :func:`protect_stored_keys` trims the prefixes at start-up, and a short key's
+hash is replaced by argon2id the first time the key is used.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from argon2.low_level import Type, hash_secret_raw
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.db import ApiKey, utcnow
@@ -22,6 +31,16 @@ KEY_PREFIX = "mk_"
 #: scoring and Akismet comment-check; submit: labels through suggestscore and submit-spam/ham.
 SCOPES = ("comments", "moderate", "analyze", "submit")
 DEFAULT_SCOPES = ("comments", "analyze", "submit")
+#: Keys at least this long are random enough for SHA-256 (a generated key has 46 characters).
+LONG_KEY_CHARS = 32
+#: The shortest key accepted (the WordPress plugin's length).
+MIN_KEY_CHARS = 12
+#: Characters of a generated key kept in clear: "mk_" and 4 of its 43 random ones.
+SHOWN_PREFIX_CHARS = len(KEY_PREFIX) + 4
+#: A short key's stored hash: "a2$<salt>$<argon2id hash>", URL-safe base64, 63 characters (the
+#: column holds 64). The parameters are OWASP's minimum for argon2id; "a2" names them.
+SLOW_HASH_MARK = "a2$"
+_ARGON2 = {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1, "hash_len": 32, "type": Type.ID}
 
 
 class InvalidScope(ValueError):
@@ -37,8 +56,49 @@ class NewKey:
     webhook_secret: str | None
 
 
+class InvalidSecret(ValueError):
+    pass
+
+
 def hash_key(secret: str) -> str:
+    """The fast hash: of a long key as stored, and of any key as the in-process cache's index."""
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def is_short(secret: str) -> bool:
+    return len(secret) < LONG_KEY_CHARS
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _slow_digest(secret: str, salt: bytes) -> bytes:
+    return hash_secret_raw(secret.encode("utf-8", "surrogatepass"), salt, **_ARGON2)
+
+
+def slow_hash(secret: str) -> str:
+    """argon2id of ``secret`` with a fresh salt, in the form stored in ``key_hash``."""
+    salt = secrets.token_bytes(12)
+    return f"{SLOW_HASH_MARK}{_b64(salt)}${_b64(_slow_digest(secret, salt))}"
+
+
+def matches_slow_hash(secret: str, stored: str) -> bool:
+    try:
+        salt_text, digest_text = stored.removeprefix(SLOW_HASH_MARK).split("$")
+        salt = base64.urlsafe_b64decode(salt_text + "=" * (-len(salt_text) % 4))
+    except ValueError:
+        return False
+    return hmac.compare_digest(_b64(_slow_digest(secret, salt)), digest_text)
+
+
+def stored_hash(secret: str) -> str:
+    return slow_hash(secret) if is_short(secret) else hash_key(secret)
+
+
+def shown_prefix(secret: str) -> str:
+    """What a listing may show of a key: a generated key's first few characters, nothing of others."""
+    return secret[:SHOWN_PREFIX_CHARS] if secret.startswith(KEY_PREFIX) and not is_short(secret) else ""
 
 
 def create_api_key(
@@ -54,12 +114,14 @@ def create_api_key(
     unknown = [scope for scope in scope_list if scope not in SCOPES]
     if unknown:
         raise InvalidScope(f"unknown scope(s): {', '.join(unknown)}; choose from {', '.join(SCOPES)}")
+    if secret is not None and len(secret) < MIN_KEY_CHARS:
+        raise InvalidSecret(f"a key must have at least {MIN_KEY_CHARS} characters")
     secret = secret or KEY_PREFIX + secrets.token_urlsafe(32)
     webhook_secret = "whsec_" + secrets.token_urlsafe(32) if webhook_url else None
     api_key = ApiKey(
         name=name,
-        key_hash=hash_key(secret),
-        key_prefix=secret[:10],
+        key_hash=stored_hash(secret),
+        key_prefix=shown_prefix(secret),
         scopes=",".join(scope_list),
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
@@ -75,9 +137,50 @@ def find_api_key(session: Session, secret: str | None) -> ApiKey | None:
     if not secret or len(secret) > 200:
         return None
     api_key = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).first()
+    if api_key is not None and is_short(secret):
+        _rehash_legacy_short_key(session, api_key, secret)
+    elif api_key is None and is_short(secret):
+        api_key = _find_short_key(session, secret)
     if api_key is None or api_key.disabled_at is not None:
         return None
     return api_key
+
+
+def _find_short_key(session: Session, secret: str) -> ApiKey | None:
+    """A short key has a salt of its own, so each active short key's hash is computed and compared.
+
+    There are few short keys (one per WordPress site), and failed checks are limited per client
+    address (``service.web.auth``), which bounds what an unknown key can cost.
+    """
+    candidates = session.scalars(
+        select(ApiKey).where(ApiKey.key_hash.startswith(SLOW_HASH_MARK), ApiKey.disabled_at.is_(None))
+    )
+    return next((key for key in candidates if matches_slow_hash(secret, key.key_hash)), None)
+
+
+def _rehash_legacy_short_key(session: Session, api_key: ApiKey, secret: str) -> None:
+    """A short key stored as an unsalted SHA-256 (before argon2id) gets its slow hash on first use."""
+    api_key.key_hash = slow_hash(secret)
+    api_key.key_prefix = ""
+    session.commit()
+
+
+def protect_stored_keys(session: Session) -> int:
+    """Trim every stored prefix to what :func:`shown_prefix` allows; returns the rows changed.
+
+    Keys stored before it kept 10 characters of every key, short ones included. Idempotent.
+    """
+    generated = ApiKey.key_prefix.startswith(KEY_PREFIX)
+    trimmed = session.execute(
+        update(ApiKey)
+        .where(generated, func.length(ApiKey.key_prefix) > SHOWN_PREFIX_CHARS)
+        .values(key_prefix=func.substr(ApiKey.key_prefix, 1, SHOWN_PREFIX_CHARS))
+    ).rowcount  # type: ignore[attr-defined]
+    cleared = session.execute(
+        update(ApiKey).where(~generated, ApiKey.key_prefix != "").values(key_prefix="")
+    ).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return int(trimmed) + int(cleared)
 
 
 def list_api_keys(session: Session) -> list[ApiKey]:

@@ -25,7 +25,7 @@ from classifier.comment import Comment as ClassifierComment
 from service.db import APPROVED, REJECTED, ApiKey
 from service.labels import record_label
 from service.policy import AKISMET_TEST, apply_policy
-from service.web.auth import KeyRejected, MissingKey, MissingScope, authenticate_api_key
+from service.web.auth import KeyRejected, MissingKey, MissingScope, TooManyFailedKeys, authenticate_api_key
 from service.web.compat import ratelimit
 from service.web.context import current_runtime
 from service.web.validation import MAX_TEXT_CHARS, contains_lone_surrogate
@@ -142,6 +142,13 @@ def _authenticate(fields: Mapping[str, str], scope: str, *names: str) -> ApiKey:
         raise AkismetError("invalid", f'Empty "{names[0] if names else "api_key"}" value') from None
     except MissingScope:
         raise AkismetError("invalid", f"This API key lacks the '{scope}' scope needed here.") from None
+    except TooManyFailedKeys as error:
+        raise AkismetError(
+            "throttled",
+            "Too many keys that are not valid came from your address; retry later.",
+            429,
+            {"Retry-After": str(error.retry_after)},
+        ) from None
     except KeyRejected:
         raise AkismetError("invalid", "We were unable to verify your API key.") from None
     return api_key

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from classifier.comment import Comment as ClassifierComment
 from service.db import ApiKey
 from service.labels import DECISION_LABELS, record_label
-from service.web.auth import InvalidKey, MissingKey, MissingScope, authenticate_api_key
+from service.web.auth import InvalidKey, MissingKey, MissingScope, TooManyFailedKeys, authenticate_api_key
 from service.web.compat import ratelimit
 from service.web.context import current_runtime
 from service.web.validation import contains_lone_surrogate
@@ -151,6 +151,13 @@ def _authenticate(scope: str) -> ApiKey:
     except InvalidKey:
         raise PerspectiveError(
             400, "API key not valid. Please pass a valid API key.", detail=_error_info("API_KEY_INVALID")
+        ) from None
+    except TooManyFailedKeys as error:
+        raise PerspectiveError(
+            429,
+            "Quota exceeded: too many requests with keys that are not valid came from your address.",
+            detail=_error_info("RATE_LIMIT_EXCEEDED"),
+            headers={"Retry-After": str(error.retry_after)},
         ) from None
     except MissingScope:
         raise PerspectiveError(
