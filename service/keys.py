@@ -40,7 +40,7 @@ SHOWN_PREFIX_CHARS = len(KEY_PREFIX) + 4
 #: A short key's stored hash: "a2$<salt>$<argon2id hash>", URL-safe base64, 63 characters (the
 #: column holds 64). The parameters are OWASP's minimum for argon2id; "a2" names them.
 SLOW_HASH_MARK = "a2$"
-_ARGON2 = {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1, "hash_len": 32, "type": Type.ID}
+_ARGON2_TIME_COST, _ARGON2_MEMORY_KIB, _ARGON2_PARALLELISM = 2, 19 * 1024, 1
 
 
 class InvalidScope(ValueError):
@@ -74,7 +74,15 @@ def _b64(raw: bytes) -> str:
 
 
 def _slow_digest(secret: str, salt: bytes) -> bytes:
-    return hash_secret_raw(secret.encode("utf-8", "surrogatepass"), salt, **_ARGON2)
+    return hash_secret_raw(
+        secret.encode("utf-8", "surrogatepass"),
+        salt,
+        time_cost=_ARGON2_TIME_COST,
+        memory_cost=_ARGON2_MEMORY_KIB,
+        parallelism=_ARGON2_PARALLELISM,
+        hash_len=32,
+        type=Type.ID,
+    )
 
 
 def slow_hash(secret: str) -> str:
