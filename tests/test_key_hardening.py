@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import select
@@ -140,3 +143,20 @@ def test_a_blocked_address_gets_429_in_each_protocols_shape(strict_client, api_k
     assert perspective.get_json()["error"]["status"] == "RESOURCE_EXHAUSTED"
     queue = strict_client.get("/v1/queues/held", headers=api_key.headers, environ_base=attacker)
     assert queue.status_code == 429
+
+
+def test_the_cli_creates_a_short_key_and_lists_nothing_of_it(tmp_path):
+    env = {**os.environ, "MODERATION_VAR_DIR": str(tmp_path / "var")}
+    env.pop("DATABASE_URL", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "service", "keys", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    created = cli("create", "--name", "wordpress", "--scopes", "analyze,submit", "--secret", SHORT)
+    assert created.returncode == 0, created.stderr
+    assert f"key: {SHORT}" in created.stdout
+    assert cli("create", "--name", "tiny", "--secret", "short").returncode == 2
+    listing = cli("list").stdout
+    assert "wordpress" in listing and "(short key)" in listing
+    assert SHORT[:4] not in listing
