@@ -160,3 +160,26 @@ def test_the_cli_creates_a_short_key_and_lists_nothing_of_it(tmp_path):
     listing = cli("list").stdout
     assert "wordpress" in listing and "(short key)" in listing
     assert SHORT[:4] not in listing
+
+
+def test_behind_a_trusted_proxy_the_limit_counts_forwarded_client_addresses(runtime, api_key):
+    from service.web.app import create_app
+
+    fronted = dataclasses.replace(
+        runtime, settings=runtime.settings.with_overrides(failed_key_limit="3/minute", trusted_proxies=1)
+    )
+    client = create_app(fronted.settings, runtime=fronted).test_client()
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+
+    def check(secret: str, forwarded_for: str) -> int:
+        response = client.post(
+            "/1.1/verify-key",
+            data={"key": secret},
+            headers={"X-Forwarded-For": forwarded_for},
+            environ_base=proxy,
+        )
+        return response.status_code
+
+    assert [check(f"bad-guess-{n}", "203.0.113.50") for n in range(4)] == [200, 200, 200, 429]
+    # The proxy's other clients are not locked out by one of them.
+    assert check(api_key.secret, "198.51.100.60") == 200
