@@ -815,10 +815,17 @@ def _load_civil_spans(folder: Path) -> list[LabelledComment]:
                 labels[attr] = 1.0
         # Posts most annotators called "not toxic" are borderline: keep them, at half weight.
         borderline = bool(people) and not_toxic[cid] * 2 > len(people)
-        agreed = sorted(i for i, votes in char_votes.items() if votes * 2 >= max(len(people), 1))
+        raw = row["comment_text"]
+        text = raw.strip()
+        shift = len(raw) - len(raw.lstrip())  # spans index the raw text; keep them on the stripped one
+        agreed = sorted(
+            i - shift
+            for i, votes in char_votes.items()
+            if votes * 2 >= max(len(people), 1) and 0 <= i - shift < len(text)
+        )
         examples.append(
             LabelledComment(
-                comment=Comment(text=row["comment_text"].strip()),
+                comment=Comment(text=text),
                 labels=labels,
                 source="civil:spans",
                 external_id=cid,

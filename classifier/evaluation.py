@@ -55,11 +55,18 @@ from classifier.metrics import (
     reliability_curve,
     split_holdout,
 )
+from classifier.model import Model
 from classifier.stream import (
+    NEWS_GROUPS,
     NEWS_TOXIC_RATE,
+    POSITIVE_ONLY_SOURCES,
     TIME_HOLDOUT_FRACTION,
+    SpanAgreement,
     StreamResult,
     run_stream_folds,
+    source_group,
+    span_agreement,
+    span_table,
     stream_tables,
 )
 from classifier.training import TrainParams, train
@@ -596,6 +603,7 @@ def write_report(
     folds: Sequence[FoldResult],
     stream: Sequence[StreamResult] = (),
     curve: LearningCurve | None = None,
+    agreement: SpanAgreement | None = None,
 ) -> Path:
     """Write ``evaluation.md`` and the PNG plots into ``out_dir``; returns the Markdown path."""
     out_dir = Path(out_dir)
@@ -630,6 +638,8 @@ def write_report(
             *stream_tables(stream),
             "",
         ]
+    if agreement is not None:
+        lines += ["## Highlighted reasons against the words people marked", "", *span_table(agreement), ""]
     if curve is not None:
         lines += ["## The learning curve: a site's first labels", "", *curve_table(curve), ""]
     if folds:
@@ -784,16 +794,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_stream(examples: Sequence[LabelledComment], baseline: bool) -> list[StreamResult]:
-    """The stream report's three trainings (one per held-out news source), with the reference recipe."""
+def _run_stream(
+    examples: Sequence[LabelledComment], baseline: bool
+) -> tuple[list[StreamResult], SpanAgreement | None]:
+    """The stream report's three trainings (one per held-out news source), with the reference recipe, and
+    the span agreement of the model trained without Civil Comments on Civil Comments' toxic spans."""
+    models: dict[str, Model] = {}
 
     def ours(train_examples: Sequence[LabelledComment]) -> Scorer:
-        return train(train_examples, TrainParams()).predict
+        model = train(train_examples, TrainParams())
+        trained_groups = {source_group(e.source) for e in train_examples}
+        for group in set(NEWS_GROUPS) - trained_groups:
+            models[group] = model
+        return model.predict
 
     def reference(train_examples: Sequence[LabelledComment]) -> Scorer:
         return Baseline().fit(train_examples, ["toxicity"]).predict
 
-    return run_stream_folds(examples, ours, reference if baseline else None)
+    results = run_stream_folds(examples, ours, reference if baseline else None, NEWS_GROUPS)
+    civil = models.get("civil")
+    spans = [e for e in examples if e.source in POSITIVE_ONLY_SOURCES]
+    agreement = span_agreement(civil, spans) if civil is not None and spans else None
+    return results, agreement
 
 
 def _holdout_flag(model: Any, examples: Sequence[LabelledComment]) -> bool | None:
@@ -873,8 +895,9 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         )
 
     stream: list[StreamResult] = []
+    agreement: SpanAgreement | None = None
     if not getattr(args, "no_stream", False) and not args.quick:
-        stream = _run_stream(examples, baseline=not args.no_baseline)
+        stream, agreement = _run_stream(examples, baseline=not args.no_baseline)
     curve = None
     if not getattr(args, "no_learning_curve", False) and not args.quick:
         pool, _ = site_split(examples)
@@ -912,7 +935,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         holdout_excluded_from_training=holdout_excluded,
         loso_cap=cap,
     )
-    path = write_report(args.out, context, per_source, folds, stream, curve)
+    path = write_report(args.out, context, per_source, folds, stream, curve, agreement)
     print(f"wrote {path}")
     for line in stream_tables(stream) if stream else []:
         print(line)

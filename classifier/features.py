@@ -58,8 +58,6 @@ _NAME_JOINERS = frozenset("& and for of the in to with at on".split())
 _PERSONAL_WORD = re.compile(r"^[A-Z][a-z'\-]+$|^[A-Z]\.?$|^[a-z]+\d*$")
 _DOMAIN_IN_NAME = re.compile(r"[a-z0-9-]\.(?:com|net|org|info|biz|ru|co|io|xyz|top)\b|https?://|www\.", re.I)
 _REPEATED_CHARS = re.compile(r"(\S)\1{2,}")  # not runs of spaces
-_LETTER = re.compile(r"[^\W\d_]")
-_UPPER = re.compile(r"[A-Z\u00c0-\u00de\u0391-\u03a9\u0410-\u042f]")
 _EMAIL_IN_TEXT = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 
 #: (name, what a moderator reads); the vectoriser fills values in the same order.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -75,12 +75,18 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).lower().encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def sqlalchemy_url(database_url: str) -> str:
+    """The URL with psycopg 3 as PostgreSQL's driver: "postgresql://" alone selects psycopg2, which the
+    service does not install."""
+    for prefix in ("postgresql://", "postgres://"):
+        if database_url.startswith(prefix):
+            return "postgresql+psycopg://" + database_url[len(prefix) :]
+    return database_url
+
+
 def connect(database_url: str) -> Engine:
     """An engine for ``database_url`` that has a ``labels`` table (raises :class:`LabelStoreError`)."""
-    url = database_url
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):  # the service installs psycopg 3, not psycopg2
-            url = "postgresql+psycopg://" + url[len(prefix) :]
+    url = sqlalchemy_url(database_url)
     try:
         if url.startswith("sqlite"):
             engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
@@ -327,7 +333,3 @@ def count_labels(engine: Engine, since_id: int = 0) -> tuple[int, int]:
             select(func.count(), func.max(labels_table.c.id)).where(labels_table.c.id > since_id)
         ).one()
     return int(count or 0), int(top or since_id)
-
-
-def examples_of(labels: Iterable[SiteLabel]) -> list[LabelledComment]:
-    return [s.example for s in labels]

@@ -102,10 +102,12 @@ def _train_with_labels(
 ) -> tuple[str, str]:
     registry = work / "models"
     database = f"sqlite:///{work / 'labels.db'}"
-    if labels_csv is None:
+    if labels_csv is None or promote:
+        # The default model, active: what a site runs before it has labels, and what the guard defends.
         argv = ["train", "--data-dir", str(data_dir), "--registry", str(registry), "--sets", *sets]
-        output = _run_cli(argv)
-        return output.strip().splitlines()[-1], output
+        output = _run_cli([*argv, "--activate"])
+        if labels_csv is None:
+            return output.strip().splitlines()[-1], output
     create_scratch_store(database)
     _run_cli(["import", "csv", str(labels_csv), "--database-url", database])
     argv = ["train", "--with-labels", "--data-dir", str(data_dir), "--registry", str(registry)]

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sklearn.metrics import log_loss, precision_recall_curve, roc_auc_score
@@ -305,13 +304,3 @@ def _write_pr_curves(result: GuardResult, reports_dir: Path, stem: str) -> list[
         plt.close(fig)
         names.append(name)
     return names
-
-
-def report_summary(result: GuardResult) -> dict[str, Any]:
-    return {
-        "candidate": result.candidate,
-        "active": result.active,
-        "passed": result.passed,
-        "reasons": result.reasons,
-        "report": str(result.report_path) if result.report_path else None,
-    }

@@ -16,8 +16,10 @@ the approved, the share sent to a person, good comments rejected, spam published
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -267,3 +269,52 @@ def stream_tables(results: Sequence[StreamResult]) -> list[str]:
             f"| {'-' if base is None else f'{base:.3f}'} | {diff} |"
         )
     return lines
+
+
+@dataclass(frozen=True)
+class SpanAgreement:
+    """Whether the words our reasons highlight are the words people marked as toxic."""
+
+    comments: int  #: toxic comments with agreed human spans that were scored
+    with_word_reason: float  #: share given at least one highlighted word for a toxicity attribute
+    top_reason_on_human_span: float  #: of those, share whose strongest reason overlaps a human span
+    any_reason_on_human_span: float  #: of those, share with any highlighted reason on a human span
+
+
+def span_agreement(model: Any, examples: Sequence[LabelledComment], limit: int = 2000) -> SpanAgreement:
+    """Score toxic-span comments with reasons and compare the highlighted offsets with the agreed spans."""
+    rows = [e for e in examples if json.loads(e.extra.get("toxic_spans", "[]"))][:limit]
+    scores = model.score([e.comment for e in rows], explain=True)
+    with_reason = top_hits = any_hits = 0
+    for example, score in zip(rows, scores, strict=True):
+        human = [tuple(span) for span in json.loads(example.extra["toxic_spans"])]
+        reasons = [r for r in score.reasons if r.attribute != "spam" and r.spans]
+        if not reasons:
+            continue
+        with_reason += 1
+        top = max(reasons, key=lambda r: r.weight)
+        top_hits += _overlaps(top.spans, human)
+        any_hits += any(_overlaps(r.spans, human) for r in reasons)
+    return SpanAgreement(
+        comments=len(rows),
+        with_word_reason=with_reason / len(rows) if rows else float("nan"),
+        top_reason_on_human_span=top_hits / with_reason if with_reason else float("nan"),
+        any_reason_on_human_span=any_hits / with_reason if with_reason else float("nan"),
+    )
+
+
+def _overlaps(ours: Sequence[tuple[int, int]], theirs: Sequence[tuple[int, int]]) -> bool:
+    return any(b < e2 and b2 < e for b, e in ours for b2, e2 in theirs)
+
+
+def span_table(agreement: SpanAgreement) -> list[str]:
+    return [
+        f"On {agreement.comments} toxic news comments with spans people agreed on (Civil Comments toxic "
+        "spans, scored by the model trained without Civil Comments):",
+        "",
+        f"- given at least one highlighted word for a toxicity attribute: {_pct(agreement.with_word_reason)}",
+        f"- of those, the strongest reason lies on a word people marked: "
+        f"{_pct(agreement.top_reason_on_human_span)}",
+        "- of those, some highlighted reason lies on a marked word: "
+        f"{_pct(agreement.any_reason_on_human_span)}",
+    ]

@@ -146,8 +146,10 @@ class TrainParams:
     #: Inverse regularisation of the site head: small, so a few hundred labels move only the words they
     #: are sure of.
     site_c: float = 0.5
-    #: Weight of the site head in the blend with the general head (standardised logits).
+    #: Largest weight of the site head in the blend with the general head (standardised logits).
     site_blend: float = 0.6
+    #: Site rows from which the site head gets its full ``site_blend`` (linearly less below).
+    site_full_blend_rows: int = 150
     #: Fewest site rows of each class an attribute needs before it gets a correction.
     site_min_per_class: int = 15
     #: Threads for fitting (liblinear releases the GIL).
@@ -470,9 +472,10 @@ def _adapt_to_site(
     The site head is a logistic regression on the text features of the site's rows only: it learns what
     this site's moderators reject, which a few hundred labels cannot teach a model fitted on 60,000 public
     rows (adding them there, at any weight, moved ROC AUC by at most +0.01). Both logits are standardised
-    (the site head's by its out-of-fold spread, since it has seen its own rows) and averaged with weight
-    ``site_blend`` on the site head, then Platt-scaled on the site's out-of-fold blend. Every step is
-    linear in the features, so the result is folded back into one linear head: scoring costs the same.
+    (the site head's by its out-of-fold spread, since it has seen its own rows) and averaged, with weight
+    ``site_blend`` on the site head (less below ``site_full_blend_rows`` rows), then Platt-scaled on the
+    site's out-of-fold blend. Every step is linear in the
+    features, so the result is folded back into one linear head: scoring costs the same.
     """
     general = np.asarray(X @ head.coef_.ravel(), dtype=np.float64) + float(head.intercept_[0])
     text = X[:, :n_text]
@@ -486,9 +489,12 @@ def _adapt_to_site(
     for train_rows, test_rows in folds:
         oof[test_rows] = fit(train_rows).decision_function(text[test_rows])
     site = fit(np.arange(len(y)))
-    a = params.site_blend
-    g_scale = (1 - a) / max(float(general.std()), 1e-6)
-    s_scale = a / max(float(oof.std()), 1e-6)
+    g_std, s_std = max(float(general.std()), 1e-6), max(float(oof.std()), 1e-6)
+
+    # The site head's say grows with its labels: with few it is noise. Not chosen on the site's own rows:
+    # the general head has seen them in training, so it always looks best there.
+    a = params.site_blend * min(1.0, len(y) / params.site_full_blend_rows)
+    g_scale, s_scale = (1 - a) / g_std, a / s_std
     blend = g_scale * general + s_scale * oof
     platt = LogisticRegression(C=100.0).fit(blend.reshape(-1, 1), y, sample_weight=w)
     slope = max(float(platt.coef_[0, 0]), 0.05)

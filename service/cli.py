@@ -66,7 +66,7 @@ def _keys_arguments(parser: argparse.ArgumentParser) -> None:
     create.add_argument(
         "--secret",
         help="use this key instead of a random one (e.g. a 12-character key for the WordPress Akismet "
-        "plugin, which refuses other lengths); at least 12 characters",
+        "plugin, which refuses other lengths); 12 to 200 printable ASCII characters",
     )
     sub.add_parser("list", help="list keys (never their secrets)")
     disable = sub.add_parser("disable", help="disable a key")

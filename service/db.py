@@ -32,6 +32,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from classifier.labelstore import sqlalchemy_url
+
 PENDING = "pending"
 APPROVED = "approved"
 HELD = "held"
@@ -270,7 +272,7 @@ def make_engine(database_url: str, autocommit: bool = False) -> Engine:
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     return create_engine(
-        _with_psycopg_driver(database_url),
+        sqlalchemy_url(database_url),
         # A ping is one more round trip on every check-out. Autocommit engines serve the ingest
         # path, which is bounded by round trips, so they skip it and retry a statement once on a
         # connection the database dropped instead (see ``store._insert_comment_row``).
@@ -280,14 +282,6 @@ def make_engine(database_url: str, autocommit: bool = False) -> Engine:
         connect_args={"connect_timeout": 5},
         **options,
     )
-
-
-def _with_psycopg_driver(database_url: str) -> str:
-    # "postgresql://" alone would select psycopg2, which we do not install.
-    for prefix in ("postgresql://", "postgres://"):
-        if database_url.startswith(prefix):
-            return "postgresql+psycopg://" + database_url[len(prefix) :]
-    return database_url
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:

@@ -18,7 +18,15 @@ from sqlalchemy.orm import Session
 from service import jobs
 from service.db import APPROVED, HELD, PENDING, REJECTED, Comment, Label, StatusChange, utcnow
 from service.labels import record_label
-from service.policy import MODERATOR_ABUSIVE, MODERATOR_APPROVED, MODERATOR_SPAM, MODERATOR_UNDO
+from service.policy import (
+    MODERATOR_ABUSIVE,
+    MODERATOR_APPROVED,
+    MODERATOR_HELD,
+    MODERATOR_NOT_SPAM,
+    MODERATOR_SPAM,
+    MODERATOR_TRASH,
+    MODERATOR_UNDO,
+)
 from service.runtime import Runtime
 from service.store import Change, StatusUpdate, change_status
 
@@ -28,11 +36,18 @@ APPROVE = "approve"
 SPAM = "spam"
 ABUSIVE = "abusive"
 UNDO = "undo"
+#: A CMS's own moderators have more buttons than ours (WordPress: unapprove, not spam, trash).
+HOLD = "hold"
+HAM = "ham"
+TRASH = "trash"
 #: Each decision's status and reason.
 DECISIONS: dict[str, StatusUpdate] = {
     APPROVE: StatusUpdate(APPROVED, MODERATOR_APPROVED, actor=""),
     SPAM: StatusUpdate(REJECTED, MODERATOR_SPAM, actor=""),
     ABUSIVE: StatusUpdate(REJECTED, MODERATOR_ABUSIVE, actor=""),
+    HOLD: StatusUpdate(HELD, MODERATOR_HELD, actor=""),
+    HAM: StatusUpdate(APPROVED, MODERATOR_NOT_SPAM, actor=""),
+    TRASH: StatusUpdate(REJECTED, MODERATOR_TRASH, actor=""),
 }
 ALL_DECISIONS = (*DECISIONS, UNDO)
 #: How long a decision can be taken back with "undo".

@@ -33,8 +33,6 @@ SCOPES = ("comments", "moderate", "analyze", "submit")
 DEFAULT_SCOPES = ("comments", "analyze", "submit")
 #: Keys at least this long are random enough for SHA-256 (a generated key has 46 characters).
 LONG_KEY_CHARS = 32
-#: The shortest key accepted (the WordPress plugin's length).
-MIN_KEY_CHARS = 12
 #: Characters of a generated key kept in clear: "mk_" and 4 of its 43 random ones.
 SHOWN_PREFIX_CHARS = len(KEY_PREFIX) + 4
 #: A short key's stored hash: "a2$<salt>$<argon2id hash>", URL-safe base64, 63 characters (the
@@ -43,8 +41,18 @@ SLOW_HASH_MARK = "a2$"
 _ARGON2_TIME_COST, _ARGON2_MEMORY_KIB, _ARGON2_PARALLELISM = 2, 19 * 1024, 1
 
 
+#: A secret given by the operator (``keys create --secret``): long enough not to be guessed, short
+#: enough for every client, printable so it survives headers, forms and host names.
+MIN_SECRET_CHARS = 12
+MAX_SECRET_CHARS = 200
+
+
 class InvalidScope(ValueError):
     pass
+
+
+class InvalidSecret(ValueError):
+    """A chosen secret that is too short, too long, not printable ASCII, or already some key's."""
 
 
 @dataclass(frozen=True)
@@ -54,10 +62,6 @@ class NewKey:
     api_key: ApiKey
     secret: str
     webhook_secret: str | None
-
-
-class InvalidSecret(ValueError):
-    pass
 
 
 def hash_key(secret: str) -> str:
@@ -122,8 +126,8 @@ def create_api_key(
     unknown = [scope for scope in scope_list if scope not in SCOPES]
     if unknown:
         raise InvalidScope(f"unknown scope(s): {', '.join(unknown)}; choose from {', '.join(SCOPES)}")
-    if secret is not None and len(secret) < MIN_KEY_CHARS:
-        raise InvalidSecret(f"a key must have at least {MIN_KEY_CHARS} characters")
+    if secret is not None:
+        check_chosen_secret(session, secret)
     secret = secret or KEY_PREFIX + secrets.token_urlsafe(32)
     webhook_secret = "whsec_" + secrets.token_urlsafe(32) if webhook_url else None
     api_key = ApiKey(
@@ -140,6 +144,18 @@ def create_api_key(
     return NewKey(api_key, secret, webhook_secret)
 
 
+def check_chosen_secret(session: Session, secret: str) -> None:
+    """Raise :class:`InvalidSecret` unless ``secret`` can be a new key's secret."""
+    if not MIN_SECRET_CHARS <= len(secret) <= MAX_SECRET_CHARS:
+        raise InvalidSecret(f"the secret must be {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters")
+    if not all("!" <= char <= "~" for char in secret):
+        raise InvalidSecret("the secret must be printable ASCII without spaces")
+    # Keys are found by their hash, so two keys with one secret would make one of them unreachable.
+    taken = session.scalars(select(ApiKey.id).where(ApiKey.key_hash == hash_key(secret))).first() is not None
+    if taken or (is_short(secret) and _find_short_key(session, secret, disabled_too=True) is not None):
+        raise InvalidSecret("that secret is already taken by another key")
+
+
 def find_api_key(session: Session, secret: str | None) -> ApiKey | None:
     """The active key matching ``secret``, or None."""
     if not secret or len(secret) > 200:
@@ -154,15 +170,14 @@ def find_api_key(session: Session, secret: str | None) -> ApiKey | None:
     return api_key
 
 
-def _find_short_key(session: Session, secret: str) -> ApiKey | None:
+def _find_short_key(session: Session, secret: str, disabled_too: bool = False) -> ApiKey | None:
     """A short key has a salt of its own, so each active short key's hash is computed and compared.
 
     There are few short keys (one per WordPress site), and failed checks are limited per client
     address (``service.web.auth``), which bounds what an unknown key can cost.
     """
-    candidates = session.scalars(
-        select(ApiKey).where(ApiKey.key_hash.startswith(SLOW_HASH_MARK), ApiKey.disabled_at.is_(None))
-    )
+    query = select(ApiKey).where(ApiKey.key_hash.startswith(SLOW_HASH_MARK))
+    candidates = session.scalars(query if disabled_too else query.where(ApiKey.disabled_at.is_(None)))
     return next((key for key in candidates if matches_slow_hash(secret, key.key_hash)), None)
 
 

@@ -20,6 +20,9 @@ DECISION_LABELS: dict[str, dict[str, float]] = {
     "spam": {"spam": 1.0},
     "abusive": {"spam": 0.0, "toxicity": 1.0},
     "ham": {"spam": 0.0},
+    # Unapproving or trashing says something is wrong, not what: nothing to learn, but kept as a record.
+    "hold": {},
+    "trash": {},
 }
 
 

@@ -25,6 +25,10 @@ MODERATOR_APPROVED = "moderator_approved"
 MODERATOR_SPAM = "moderator_spam"
 MODERATOR_ABUSIVE = "moderator_abusive"
 MODERATOR_UNDO = "moderator_undo"
+# A CMS's own moderators (WordPress: unapprove, not spam, trash), reported through /v1 decisions.
+MODERATOR_HELD = "moderator_held"
+MODERATOR_NOT_SPAM = "moderator_not_spam"
+MODERATOR_TRASH = "moderator_trash"
 #: Written on arrival by earlier versions; rows stored then may still carry it.
 RECEIVED = "received"
 #: The reasons behind a comment rejected as spam (the moderators' "Rejected as spam" queue).

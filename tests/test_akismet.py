@@ -260,3 +260,12 @@ def test_unscored_comment_is_never_answered_false(runtime, api_key, tmp_path):
             client.comment_check("203.0.113.9", comment_author="viagra-test-123")
             == akismet.CheckResponse.SPAM
         )
+
+
+def test_get_subscription_answers_the_wordpress_settings_page(port, api_key):
+    """WordPress's Akismet settings page asks for the account; a valid key is an active plan."""
+    answer = raw(port, "/1.1/get-subscription", data={"key": api_key.secret, "blog": BLOG})
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "active"
+    refused = raw(port, "/1.1/get-subscription", data={"key": "mk_wrong", "blog": BLOG})
+    assert refused.text == "invalid"

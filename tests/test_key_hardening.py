@@ -157,6 +157,7 @@ def test_the_cli_creates_a_short_key_and_lists_nothing_of_it(tmp_path):
     assert created.returncode == 0, created.stderr
     assert f"key: {SHORT}" in created.stdout
     assert cli("create", "--name", "tiny", "--secret", "short").returncode == 2
+    assert cli("create", "--name", "again", "--secret", SHORT).returncode == 2  # taken (salted hashes too)
     listing = cli("list").stdout
     assert "wordpress" in listing and "(short key)" in listing
     assert SHORT[:4] not in listing

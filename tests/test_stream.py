@@ -124,3 +124,30 @@ def test_evaluate_stream_and_its_tables():
     split = stream_split(examples, "fox")
     baseline = evaluate_stream(split, _fake_scorer, baseline=lambda comments: np.zeros((len(comments), 7)))
     assert baseline.baseline_toxicity_auc == 0.5
+
+
+def test_span_agreement_compares_highlighted_words_with_the_marked_ones(tiny_model):
+    import json as _json
+
+    from classifier.stream import span_agreement
+
+    text = "you are a stupid idiot"
+    start = text.index("idiot")
+    marked = LabelledComment(
+        Comment(text),
+        {"toxicity": 1.0},
+        "civil:spans",
+        extra={"toxic_spans": _json.dumps([[start, start + 5]])},
+    )
+    unmarked = LabelledComment(
+        Comment("no spans"), {"toxicity": 1.0}, "civil:spans", extra={"toxic_spans": "[]"}
+    )
+    agreement = span_agreement(tiny_model, [marked, unmarked])
+    assert agreement.comments == 1  # comments without agreed spans are not scored
+    # the tiny model's strongest reason is "idiot", the word marked here
+    assert agreement.with_word_reason == 1.0 and agreement.top_reason_on_human_span == 1.0
+    elsewhere = LabelledComment(
+        Comment(text), {"toxicity": 1.0}, "civil:spans", extra={"toxic_spans": _json.dumps([[0, 3]])}
+    )
+    missed = span_agreement(tiny_model, [elsewhere])  # people marked "you": no highlighted word there
+    assert missed.top_reason_on_human_span == 0.0 and missed.any_reason_on_human_span == 0.0

@@ -279,6 +279,27 @@ def submit_ham() -> Response:
     return _submit("ham")
 
 
+@bp.route("/1.1/get-subscription", methods=["GET", "POST"])
+def get_subscription() -> Response:
+    """What WordPress's Akismet settings page asks for its account box: one active, unlimited plan."""
+    fields = _fields()
+    secret = _secret(fields, "key", "api_key")
+    api_key = current_runtime().api_keys.find(secret) if secret else None
+    if api_key is None or not api_key.has_scope("analyze"):
+        # Akismet's own answer to a bad key; the plugin then shows its "invalid key" notice.
+        return _text("invalid", headers={"X-akismet-debug-help": "We were unable to verify your API key."})
+    return jsonify(
+        {
+            "account_id": api_key.id,
+            "account_name": api_key.name,
+            "account_type": "self-hosted",
+            "status": "active",
+            "next_billing_date": None,
+            "limit_reached": False,
+        }
+    )
+
+
 @bp.route("/1.2/usage-limit", methods=["GET", "POST"])
 def usage_limit() -> Response:
     fields = _fields()

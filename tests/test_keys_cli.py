@@ -1,0 +1,45 @@
+"""``python -m service keys create --secret``: the chosen secret is the key, and bad ones are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from service import cli
+from service.keys import InvalidSecret, create_api_key, find_api_key
+
+
+def run_cli(settings, monkeypatch, *argv: str) -> int:  # noqa: ANN001
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("MODERATION_VAR_DIR", str(settings.var_dir))
+    return cli.main(list(argv))
+
+
+def test_keys_create_uses_the_given_secret(settings, runtime, monkeypatch, capsys):
+    code = run_cli(settings, monkeypatch, "keys", "create", "--name", "wp", "--secret", "abcdef123456")
+    assert code == 0
+    assert "key: abcdef123456" in capsys.readouterr().out
+    with runtime.session() as session:
+        found = find_api_key(session, "abcdef123456")
+        assert found is not None and found.name == "wp"
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("short", "12 to 200"),
+        ("x" * 201, "12 to 200"),
+        ("has a space 1", "printable"),
+        ("ünïcödé12345", "printable"),
+    ],
+)
+def test_keys_create_refuses_a_bad_secret(settings, runtime, monkeypatch, capsys, secret, problem):
+    assert run_cli(settings, monkeypatch, "keys", "create", "--name", "wp", "--secret", secret) == 2
+    assert problem in capsys.readouterr().err
+
+
+def test_a_secret_already_taken_is_refused(runtime):
+    with runtime.session() as session:
+        create_api_key(session, "first", secret="abcdef123456")
+        with pytest.raises(InvalidSecret, match="already taken"):
+            create_api_key(session, "second", secret="abcdef123456")
