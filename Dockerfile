@@ -26,5 +26,7 @@ RUN useradd --create-home --uid 10001 moderation \
 USER moderation
 
 EXPOSE 8000
-# --preload loads the model once, before gunicorn forks its workers.
+# --preload loads the model once, before gunicorn forks its workers. gunicorn gives a thread to each
+# connection, so it must sit behind a buffering front (nginx in compose.yaml, deploy/nginx.conf);
+# without one, serve with `python -m waitress --call service:create_app` (what `make run` does).
 CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--preload", "service:create_app()"]

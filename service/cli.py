@@ -96,7 +96,8 @@ def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "list":
             for api_key in list_api_keys(session):
                 state = "disabled" if api_key.disabled_at else "active"
-                print(f"{api_key.id}\t{api_key.key_prefix}…\t{api_key.name}\t{api_key.scopes}\t{state}")
+                shown = f"{api_key.key_prefix}…" if api_key.key_prefix else "(short key)"
+                print(f"{api_key.id}\t{shown}\t{api_key.name}\t{api_key.scopes}\t{state}")
             return 0
         if not disable_api_key(session, args.id):
             print(f"error: no key with id {args.id}", file=sys.stderr)
@@ -126,7 +127,7 @@ def _reconcile_run(args: argparse.Namespace, settings: Settings) -> int:
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8, help="threads that run requests in the API")
     parser.add_argument("--workers", type=int, default=1)
 
 
@@ -148,7 +149,7 @@ def ensure_dev_key(settings: Settings) -> str:
 
 
 def _run_run(args: argparse.Namespace, settings: Settings) -> int:
-    """Start the API (gunicorn) and a worker; with no REDIS_URL, an embedded Redis for both."""
+    """Start the API (waitress) and a worker; with no REDIS_URL, an embedded Redis for both."""
     env = dict(os.environ)
     embedded = None
     if not settings.redis_url:
@@ -158,24 +159,7 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
     key = ensure_dev_key(settings)
     python = sys.executable
     bind = f"{args.host}:{args.port}"
-    web = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "gunicorn",
-            "--bind",
-            bind,
-            "--workers",
-            str(args.web_workers),
-            "--threads",
-            "4",
-            "--preload",
-            "--access-logfile",
-            "-",
-            "service:create_app()",
-        ],
-        env=env,
-    )
+    web = subprocess.Popen(web_server_command(python, bind, args.threads, settings), env=env)
     worker = subprocess.Popen([python, "worker.py", "--processes", str(args.workers)], env=env)
     # Retraining gets a worker of its own, so it never holds back scoring.
     trainer = subprocess.Popen([python, "worker.py", "--queues", "training"], env=env)
@@ -219,8 +203,40 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if stop else 1
 
 
+#: Connections the API holds open at once; slow clients hold a socket and a buffer each, not a thread.
+WEB_CONNECTION_LIMIT = 1000
+#: A connection that sends nothing for this long is closed.
+WEB_IDLE_TIMEOUT_SECONDS = 30
+
+
+def web_server_command(python: str, bind: str, threads: int, settings: Settings) -> list[str]:
+    """The API under waitress, which reads each request whole before a thread runs it.
+
+    A thread-per-connection server (gunicorn's sync and gthread workers) gives a thread to every
+    client from its first byte: a dozen clients trickling headers or a body at a byte a second take
+    the API offline. Waitress reads requests in one asynchronous loop and buffers them, so threads
+    only ever run complete requests. Its own body limit is set well above ``MAX_BODY_BYTES``, so the
+    endpoints answer over-long bodies in their own protocols' shapes; it only bounds buffering.
+    """
+    return [
+        python,
+        "-m",
+        "waitress",
+        f"--listen={bind}",
+        f"--threads={threads}",
+        f"--connection-limit={WEB_CONNECTION_LIMIT}",
+        f"--channel-timeout={WEB_IDLE_TIMEOUT_SECONDS}",
+        f"--max-request-body-size={max(4 * settings.max_body_bytes, 1024 * 1024)}",
+        "--asyncore-use-poll",  # select() stops at 1,024 sockets
+        "--no-expose-tracebacks",
+        "--ident=moderation",
+        "--call",
+        "service:create_app",
+    ]
+
+
 def _wait_until_serving(url: str, process: subprocess.Popen, timeout: float) -> bool:
-    """Print the curl example only once it works: gunicorn --preload loads the model first."""
+    """Print the curl example only once it works: the API loads the model before it listens."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         try:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from service.db import create_schema, make_engine, make_session_factory
+from service.keys import protect_stored_keys
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ def connect_database(settings: Settings, create: bool = True) -> Engine:
     engine = make_engine(settings.effective_database_url)
     if create:
         create_schema(engine)
+        # Data migration, idempotent: no stored key prefix shows more of a key than it should.
+        with make_session_factory(engine)() as session:
+            protect_stored_keys(session)
     return engine
 
 

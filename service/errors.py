@@ -57,3 +57,8 @@ class UnsupportedMediaType(ServiceError):
 class InvalidComment(ServiceError):
     status = 422
     code = "invalid_fields"
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+    code = "too_many_requests"

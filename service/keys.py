@@ -1,18 +1,27 @@
-"""API keys for CMSs: created by the CLI, stored as SHA-256 hashes, checked on every request.
+"""API keys for CMSs: created by the CLI, stored hashed, checked on every request.
 
-A key is 32 random bytes, so a fast hash is safe here (no dictionary to attack), unlike passwords.
+A generated key is 32 random bytes, so a fast hash (SHA-256) is safe for it: there is nothing to
+guess. A short key (the WordPress Akismet plugin insists on 12 characters, given with ``--secret``)
+has far less to guess, so it is stored as argon2id with a salt of its own, and a listing shows no
+character of it. Only a few characters of a generated key are stored in clear (``key_prefix``), to
+tell keys apart. Keys stored before this (an unsalted SHA-256 of a short key, a 10-character
+prefix) keep working: :func:`protect_stored_keys` trims the prefixes at start-up, and a short key's
+hash is replaced by argon2id the first time the key is used.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from argon2.low_level import Type, hash_secret_raw
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.db import ApiKey, utcnow
@@ -22,6 +31,14 @@ KEY_PREFIX = "mk_"
 #: scoring and Akismet comment-check; submit: labels through suggestscore and submit-spam/ham.
 SCOPES = ("comments", "moderate", "analyze", "submit")
 DEFAULT_SCOPES = ("comments", "analyze", "submit")
+#: Keys at least this long are random enough for SHA-256 (a generated key has 46 characters).
+LONG_KEY_CHARS = 32
+#: Characters of a generated key kept in clear: "mk_" and 4 of its 43 random ones.
+SHOWN_PREFIX_CHARS = len(KEY_PREFIX) + 4
+#: A short key's stored hash: "a2$<salt>$<argon2id hash>", URL-safe base64, 63 characters (the
+#: column holds 64). The parameters are OWASP's minimum for argon2id; "a2" names them.
+SLOW_HASH_MARK = "a2$"
+_ARGON2_TIME_COST, _ARGON2_MEMORY_KIB, _ARGON2_PARALLELISM = 2, 19 * 1024, 1
 
 
 #: A secret given by the operator (``keys create --secret``): long enough not to be guessed, short
@@ -48,7 +65,52 @@ class NewKey:
 
 
 def hash_key(secret: str) -> str:
+    """The fast hash: of a long key as stored, and of any key as the in-process cache's index."""
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def is_short(secret: str) -> bool:
+    return len(secret) < LONG_KEY_CHARS
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _slow_digest(secret: str, salt: bytes) -> bytes:
+    return hash_secret_raw(
+        secret.encode("utf-8", "surrogatepass"),
+        salt,
+        time_cost=_ARGON2_TIME_COST,
+        memory_cost=_ARGON2_MEMORY_KIB,
+        parallelism=_ARGON2_PARALLELISM,
+        hash_len=32,
+        type=Type.ID,
+    )
+
+
+def slow_hash(secret: str) -> str:
+    """argon2id of ``secret`` with a fresh salt, in the form stored in ``key_hash``."""
+    salt = secrets.token_bytes(12)
+    return f"{SLOW_HASH_MARK}{_b64(salt)}${_b64(_slow_digest(secret, salt))}"
+
+
+def matches_slow_hash(secret: str, stored: str) -> bool:
+    try:
+        salt_text, digest_text = stored.removeprefix(SLOW_HASH_MARK).split("$")
+        salt = base64.urlsafe_b64decode(salt_text + "=" * (-len(salt_text) % 4))
+    except ValueError:
+        return False
+    return hmac.compare_digest(_b64(_slow_digest(secret, salt)), digest_text)
+
+
+def stored_hash(secret: str) -> str:
+    return slow_hash(secret) if is_short(secret) else hash_key(secret)
+
+
+def shown_prefix(secret: str) -> str:
+    """What a listing may show of a key: a generated key's first few characters, nothing of others."""
+    return secret[:SHOWN_PREFIX_CHARS] if secret.startswith(KEY_PREFIX) and not is_short(secret) else ""
 
 
 def create_api_key(
@@ -70,8 +132,8 @@ def create_api_key(
     webhook_secret = "whsec_" + secrets.token_urlsafe(32) if webhook_url else None
     api_key = ApiKey(
         name=name,
-        key_hash=hash_key(secret),
-        key_prefix=secret[:10],
+        key_hash=stored_hash(secret),
+        key_prefix=shown_prefix(secret),
         scopes=",".join(scope_list),
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
@@ -89,7 +151,8 @@ def check_chosen_secret(session: Session, secret: str) -> None:
     if not all("!" <= char <= "~" for char in secret):
         raise InvalidSecret("the secret must be printable ASCII without spaces")
     # Keys are found by their hash, so two keys with one secret would make one of them unreachable.
-    if session.scalars(select(ApiKey.id).where(ApiKey.key_hash == hash_key(secret))).first() is not None:
+    taken = session.scalars(select(ApiKey.id).where(ApiKey.key_hash == hash_key(secret))).first() is not None
+    if taken or (is_short(secret) and _find_short_key(session, secret, disabled_too=True) is not None):
         raise InvalidSecret("that secret is already taken by another key")
 
 
@@ -98,9 +161,49 @@ def find_api_key(session: Session, secret: str | None) -> ApiKey | None:
     if not secret or len(secret) > 200:
         return None
     api_key = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(secret))).first()
+    if api_key is not None and is_short(secret):
+        _rehash_legacy_short_key(session, api_key, secret)
+    elif api_key is None and is_short(secret):
+        api_key = _find_short_key(session, secret)
     if api_key is None or api_key.disabled_at is not None:
         return None
     return api_key
+
+
+def _find_short_key(session: Session, secret: str, disabled_too: bool = False) -> ApiKey | None:
+    """A short key has a salt of its own, so each active short key's hash is computed and compared.
+
+    There are few short keys (one per WordPress site), and failed checks are limited per client
+    address (``service.web.auth``), which bounds what an unknown key can cost.
+    """
+    query = select(ApiKey).where(ApiKey.key_hash.startswith(SLOW_HASH_MARK))
+    candidates = session.scalars(query if disabled_too else query.where(ApiKey.disabled_at.is_(None)))
+    return next((key for key in candidates if matches_slow_hash(secret, key.key_hash)), None)
+
+
+def _rehash_legacy_short_key(session: Session, api_key: ApiKey, secret: str) -> None:
+    """A short key stored as an unsalted SHA-256 (before argon2id) gets its slow hash on first use."""
+    api_key.key_hash = slow_hash(secret)
+    api_key.key_prefix = ""
+    session.commit()
+
+
+def protect_stored_keys(session: Session) -> int:
+    """Trim every stored prefix to what :func:`shown_prefix` allows; returns the rows changed.
+
+    Keys stored before it kept 10 characters of every key, short ones included. Idempotent.
+    """
+    generated = ApiKey.key_prefix.startswith(KEY_PREFIX)
+    trimmed = session.execute(
+        update(ApiKey)
+        .where(generated, func.length(ApiKey.key_prefix) > SHOWN_PREFIX_CHARS)
+        .values(key_prefix=func.substr(ApiKey.key_prefix, 1, SHOWN_PREFIX_CHARS))
+    ).rowcount  # type: ignore[attr-defined]
+    cleared = session.execute(
+        update(ApiKey).where(~generated, ApiKey.key_prefix != "").values(key_prefix="")
+    ).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return int(trimmed) + int(cleared)
 
 
 def list_api_keys(session: Session) -> list[ApiKey]:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from limits import parse
+
 from classifier.comment import TOXICITY_ATTRIBUTES
 
 
@@ -59,6 +61,10 @@ class Settings:
     redis_prefix: str = "moderation"
     rate_limit: str = "50/second"
     log_level: str = "INFO"
+    #: Failed API-key checks allowed per client address, e.g. "20/minute"; then 429 until the window ends.
+    failed_key_limit: str = "20/minute"
+    #: Proxies in front that set X-Forwarded-For (1 behind the compose.yaml nginx); 0 = none, trust no header.
+    trusted_proxies: int = 0
 
     @property
     def registry_dir(self) -> Path:
@@ -118,6 +124,8 @@ class Settings:
             redis_prefix=env.get("REDIS_PREFIX", default.redis_prefix),
             rate_limit=env.get("RATE_LIMIT", default.rate_limit),
             log_level=env.get("LOG_LEVEL", default.log_level).upper(),
+            failed_key_limit=_rate(env, "FAILED_KEY_LIMIT", default.failed_key_limit),
+            trusted_proxies=_integer(env, "TRUSTED_PROXIES", default.trusted_proxies, minimum=0),
         )
 
 
@@ -152,6 +160,15 @@ def _integer(env: Mapping[str, str], name: str, default: int, minimum: int | Non
     if minimum is not None and value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
     return value
+
+
+def _rate(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    try:
+        parse(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a rate such as '20/minute', got {raw!r}") from None
+    return raw
 
 
 def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -7,11 +7,12 @@ import secrets
 
 from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.logs import configure_logging
 from service.runtime import Runtime
 from service.settings import Settings
-from service.web import api, health
+from service.web import api, body_limit, health
 from service.web.compat import akismet, perspective, ratelimit
 from service.web.context import RUNTIME_EXTENSION
 from service.web.error_handlers import register_error_handlers
@@ -41,6 +42,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.session_interface = _CookieOnlyWhenPresent()
     app.extensions[RUNTIME_EXTENSION] = runtime
     register_error_handlers(app)
+    body_limit.install(app, settings.max_body_bytes)
+    if settings.trusted_proxies:  # the client address (failed-key limits) from X-Forwarded-For
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     _set_up_compat_endpoints(app, runtime)
     for blueprint in (health.bp, api.bp, pages.bp, json_api.bp, perspective.bp, akismet.bp):
         app.register_blueprint(blueprint)

@@ -51,6 +51,25 @@ def clean_text(value: str) -> str:
     return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
 
 
+def contains_lone_surrogate(value: Any) -> bool:
+    """Whether any string (key or value) in parsed JSON holds a lone surrogate, which no database stores.
+
+    Iterative, so a body nested as deep as the parser allows cannot exhaust the stack here.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def _string(max_chars: int, required: bool = False, min_chars: int = 0):  # type: ignore[no-untyped-def]
     def check(value: Any) -> Any:
         if value is None and not required:
@@ -190,9 +209,15 @@ class CommentIn(BaseModel):
     @field_validator("created_at")
     @classmethod
     def _assume_utc(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        try:
+            # Stored in UTC: an offset can push the first or last day of the calendar out of range.
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is outside the range of dates that can be stored in UTC") from None
 
     @field_validator("meta")
     @classmethod

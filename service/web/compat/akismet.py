@@ -25,10 +25,10 @@ from classifier.comment import Comment as ClassifierComment
 from service.db import APPROVED, REJECTED, ApiKey
 from service.labels import record_label
 from service.policy import AKISMET_TEST, apply_policy
-from service.web.auth import KeyRejected, MissingKey, MissingScope, authenticate_api_key
+from service.web.auth import KeyRejected, MissingKey, MissingScope, TooManyFailedKeys, authenticate_api_key
 from service.web.compat import ratelimit
 from service.web.context import current_runtime
-from service.web.validation import MAX_TEXT_CHARS
+from service.web.validation import MAX_TEXT_CHARS, contains_lone_surrogate
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +100,12 @@ def _fields() -> dict[str, str]:
     if request.is_json:
         try:
             body = json.loads(request.get_data(cache=True) or b"{}")
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
             raise AkismetError("invalid", "The JSON body could not be parsed.", 400) from None
         if not isinstance(body, dict):
             raise AkismetError("invalid", "The JSON body must be an object of fields.", 400)
+        if contains_lone_surrogate(body):
+            raise AkismetError("invalid", "A JSON string holds a lone surrogate (invalid Unicode).", 400)
         for name, value in body.items():
             if isinstance(value, bool):
                 fields[name] = "1" if value else "0"
@@ -140,6 +142,13 @@ def _authenticate(fields: Mapping[str, str], scope: str, *names: str) -> ApiKey:
         raise AkismetError("invalid", f'Empty "{names[0] if names else "api_key"}" value') from None
     except MissingScope:
         raise AkismetError("invalid", f"This API key lacks the '{scope}' scope needed here.") from None
+    except TooManyFailedKeys as error:
+        raise AkismetError(
+            "throttled",
+            "Too many keys that are not valid came from your address; retry later.",
+            429,
+            {"Retry-After": str(error.retry_after)},
+        ) from None
     except KeyRejected:
         raise AkismetError("invalid", "We were unable to verify your API key.") from None
     return api_key
@@ -169,15 +178,43 @@ def _test_verdict(fields: Mapping[str, str]) -> bool | None:
     return None
 
 
-def _classifier_comment(fields: Mapping[str, str], max_chars: int) -> ClassifierComment:
+#: A comment longer than the model's input (``MAX_TEXT_CHARS``) is scored in windows this long that
+#: overlap, each on its own, so that a short bad part is not diluted by the rest of a long comment.
+WINDOW_CHARS = 2_000
+WINDOW_OVERLAP_CHARS = 200
+
+
+def text_windows(text: str) -> list[str]:
+    """The whole text: itself if it fits the model's input, else overlapping windows of all of it.
+
+    Akismet has no length limit and WordPress publishes every character, so every character is
+    scored: 20,000 harmless characters must not carry an unseen spam or abusive tail past the check.
+    (The body limit, ``MAX_BODY_BYTES``, bounds the number of windows.)
+    """
+    if len(text) <= MAX_TEXT_CHARS:
+        return [text]
+    step = WINDOW_CHARS - WINDOW_OVERLAP_CHARS
+    return [text[start : start + WINDOW_CHARS] for start in range(0, len(text) - WINDOW_OVERLAP_CHARS, step)]
+
+
+def _classifier_comments(fields: Mapping[str, str]) -> list[ClassifierComment]:
+    """One classifier comment per window of the text, each with the same author fields."""
     language = fields.get("blog_lang", "").split(",")[0].strip() or None
-    return ClassifierComment(
-        text=fields.get("comment_content", "")[:max_chars],
-        name=fields.get("comment_author", "")[:200],
-        email=fields.get("comment_author_email", "")[:320],
-        url=fields.get("comment_author_url", "")[:2000],
-        language=language[:35] if language else None,
-    )
+    return [
+        ClassifierComment(
+            text=window,
+            name=fields.get("comment_author", "")[:200],
+            email=fields.get("comment_author_email", "")[:320],
+            url=fields.get("comment_author_url", "")[:2000],
+            language=language[:35] if language else None,
+        )
+        for window in text_windows(fields.get("comment_content", ""))
+    ]
+
+
+def _worst_scores(scores: list[Mapping[str, float]]) -> dict[str, float]:
+    """Per attribute, the highest score of any window: one bad part makes the comment bad."""
+    return {name: max(values[name] for values in scores) for name in scores[0]}
 
 
 @bp.post("/1.1/comment-check")
@@ -190,8 +227,7 @@ def comment_check() -> Response:
     test_verdict = _test_verdict(fields)
     if test_verdict is not None:
         return _text("true" if test_verdict else "false", headers={"X-Moderation-Reason": AKISMET_TEST})
-    comment = _classifier_comment(fields, MAX_TEXT_CHARS)
-    batch = runtime.models.score_synchronously([comment])
+    batch = runtime.models.score_synchronously(_classifier_comments(fields))
     if batch.scores is None:
         logger.error("akismet comment-check unscored key=%s error=%s", api_key.id, batch.error)
         raise AkismetError(
@@ -200,7 +236,9 @@ def comment_check() -> Response:
             503,
             {"Retry-After": "5"},
         )
-    verdict = apply_policy(batch.scores[0].values, comment.text, runtime.settings.thresholds)
+    scores = _worst_scores([score.values for score in batch.scores])
+    # The policy counts links in the whole text, as WordPress does.
+    verdict = apply_policy(scores, fields.get("comment_content", ""), runtime.settings.thresholds)
     headers = {"X-Moderation-Status": verdict.status, "X-Moderation-Reason": verdict.reason}
     if verdict.status == REJECTED:
         headers["X-akismet-pro-tip"] = "discard"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -20,9 +21,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from classifier.comment import Comment as ClassifierComment
 from service.db import ApiKey
 from service.labels import DECISION_LABELS, record_label
-from service.web.auth import InvalidKey, MissingKey, MissingScope, authenticate_api_key
+from service.web.auth import InvalidKey, MissingKey, MissingScope, TooManyFailedKeys, authenticate_api_key
 from service.web.compat import ratelimit
 from service.web.context import current_runtime
+from service.web.validation import contains_lone_surrogate
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +152,13 @@ def _authenticate(scope: str) -> ApiKey:
         raise PerspectiveError(
             400, "API key not valid. Please pass a valid API key.", detail=_error_info("API_KEY_INVALID")
         ) from None
+    except TooManyFailedKeys as error:
+        raise PerspectiveError(
+            429,
+            "Quota exceeded: too many requests with keys that are not valid came from your address.",
+            detail=_error_info("RATE_LIMIT_EXCEEDED"),
+            headers={"Retry-After": str(error.retry_after)},
+        ) from None
     except MissingScope:
         raise PerspectiveError(
             403,
@@ -167,10 +176,12 @@ def _json_body() -> dict[str, Any]:
     raw = request.get_data(cache=False)
     try:
         body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise invalid_request("Invalid JSON payload received.") from None
     if not isinstance(body, dict):
         raise invalid_request("Invalid JSON payload received: the body must be a JSON object.")
+    if contains_lone_surrogate(body):
+        raise invalid_request("Invalid JSON payload received: a string holds a lone surrogate.")
     return body
 
 
@@ -346,6 +357,31 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans or [(0, len(text))]
 
 
+#: At most this many spans per request: beyond it, neighbouring sentences are scored together, so a
+#: 20 KB comment of one-word sentences cannot ask for thousands of scores and a megabytes-long answer.
+MAX_SPANS = 50
+#: Each request is one unit of the key's rate limit; span annotations cost one more per this many
+#: spans, so that one key's expensive requests count as what they cost the service.
+SPANS_PER_EXTRA_UNIT = 10
+
+
+def bounded_spans(text: str, max_spans: int = MAX_SPANS) -> list[tuple[int, int]]:
+    """Sentence spans, merged into at most ``max_spans`` runs of neighbouring sentences."""
+    spans = sentence_spans(text)
+    if len(spans) <= max_spans:
+        return spans
+    per_run = math.ceil(len(spans) / max_spans)
+    return [
+        (spans[start][0], spans[min(start + per_run, len(spans)) - 1][1])
+        for start in range(0, len(spans), per_run)
+    ]
+
+
+def span_cost(spans: list[tuple[int, int]]) -> int:
+    """Rate-limit units a span-annotated request costs beyond the one every request pays."""
+    return math.ceil(len(spans) / SPANS_PER_EXTRA_UNIT) if len(spans) > 1 else 0
+
+
 def _probability(value: float) -> float:
     return round(float(value), 6)
 
@@ -354,8 +390,13 @@ def _score(value: float) -> dict[str, Any]:
     return {"value": _probability(value), "type": "PROBABILITY"}
 
 
-def _analyze_scores(text: str, attributes: Mapping[str, float | None], span_annotations: bool) -> dict:
-    spans = sentence_spans(text) if span_annotations else [(0, len(text))]
+def _analyze_scores(
+    api_key: ApiKey, text: str, attributes: Mapping[str, float | None], span_annotations: bool
+) -> dict:
+    spans = bounded_spans(text) if span_annotations else [(0, len(text))]
+    extra_cost = span_cost(spans)
+    if extra_cost:
+        ratelimit.enforce_rate_limit(api_key, current_runtime().settings, cost=extra_cost)
     texts = [text] + ([text[begin:end] for begin, end in spans] if len(spans) > 1 else [])
     batch = current_runtime().models.score_synchronously([ClassifierComment(text=item) for item in texts])
     if batch.scores is None:
@@ -399,7 +440,7 @@ def analyze() -> tuple[Response, int]:
     client_token = _optional(body, "clientToken", str, "a string")
     _optional(body, "sessionId", str, "a string")
     _optional(body, "context", dict, "an object")
-    scores = _analyze_scores(text, attributes, span_annotations) if supported else {}
+    scores = _analyze_scores(api_key, text, attributes, span_annotations) if supported else {}
     runtime = current_runtime()
     ratelimit.count_usage(runtime, api_key, "perspective:analyze")
     answer: dict[str, Any] = {"attributeScores": scores, "languages": languages}

@@ -86,13 +86,13 @@ def _identity(api_key: ApiKey, settings: Settings) -> tuple[str, str]:
     return (f"{settings.redis_prefix}:ratelimit", f"api-key:{api_key.id}")
 
 
-def enforce_rate_limit(api_key: ApiKey, settings: Settings) -> None:
-    """Count one request against the key's limit; raise :class:`RateLimited` when it is used up."""
+def enforce_rate_limit(api_key: ApiKey, settings: Settings, cost: int = 1) -> None:
+    """Count ``cost`` requests against the key's limit; raise :class:`RateLimited` when it is used up."""
     limit = key_limit(api_key, settings)
     item = _limit_item(limit)
     limiter: FixedWindowRateLimiter = current_app.extensions[EXTENSION]
     try:
-        allowed = limiter.hit(item, *_identity(api_key, settings))
+        allowed = limiter.hit(item, *_identity(api_key, settings), cost=cost)
         if allowed:
             return
         reset_at, _remaining = limiter.get_window_stats(item, *_identity(api_key, settings))

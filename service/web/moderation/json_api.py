@@ -19,7 +19,15 @@ from service.decisions import ALL_DECISIONS, decide
 from service.errors import Conflict, Forbidden, InvalidComment, NotFound, Unauthorized
 from service.moderators import find_by_token
 from service.store import comment_summary
-from service.web.auth import BEARER_CHALLENGE, InvalidKey, MissingScope, authenticate_api_key, bearer_token
+from service.web.auth import (
+    BEARER_CHALLENGE,
+    InvalidKey,
+    MissingScope,
+    TooManyFailedKeys,
+    authenticate_api_key,
+    bearer_token,
+    too_many_failed_keys,
+)
 from service.web.context import current_runtime
 from service.web.moderation.queries import QUEUES, list_queue, parse_filter, queue_counts
 from service.web.validation import read_json_object
@@ -64,6 +72,8 @@ def _principal(token: str) -> Principal:
         raise Forbidden("This API key lacks the 'moderate' scope.") from None
     except InvalidKey:
         raise Unauthorized("The token is not valid.", headers=BEARER_CHALLENGE) from None
+    except TooManyFailedKeys as error:
+        raise too_many_failed_keys(error) from None
     return Principal(f"api-key:{api_key.id}", api_key.id)
 
 

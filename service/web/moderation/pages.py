@@ -168,10 +168,19 @@ def contact(comment_id: str) -> Response:
     return jsonify({"email": comment.author_email, "url": comment.author_url, "ip": comment.author_ip})
 
 
+def _json_object_or_none() -> dict[str, Any] | None:
+    """The JSON body if it is an object; None if it is not, cannot be parsed, or is nested too deep."""
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
 def _decision_request() -> tuple[list[str], str, bool]:
     """``(ids, decision, wants_json)`` from a JSON body (scripts) or a form (no JavaScript)."""
     if request.is_json:
-        body = request.get_json(silent=True)
+        body = _json_object_or_none()
         if not isinstance(body, dict):
             raise InvalidComment("Send a JSON object.", {"body": "a JSON object"})
         ids = body.get("ids")
@@ -202,8 +211,10 @@ def decisions() -> ResponseReturnValue:
 
 @bp.post("/moderate/comments/<comment_id>/reject-author")
 def reject_author(comment_id: str) -> ResponseReturnValue:
-    body = request.get_json(silent=True) if request.is_json else request.form
-    decision = (body or {}).get("decision") or "spam"
+    body = _json_object_or_none() if request.is_json else request.form
+    if body is None:
+        raise InvalidComment("Send a JSON object.", {"body": "a JSON object"})
+    decision = body.get("decision") or "spam"
     if decision not in ("spam", "abusive"):
         raise InvalidComment("Authors are rejected as spam or as abusive.", {"decision": "spam or abusive"})
     runtime = current_runtime()

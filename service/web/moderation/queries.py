@@ -109,10 +109,14 @@ def parse_filter(args: Mapping[str, str]) -> tuple[QueueFilter, dict[str, str]]:
         if not raw:
             return None
         try:
-            return date.fromisoformat(raw[:10])
+            value = date.fromisoformat(raw[:10])
         except ValueError:
             errors[name] = "a date as YYYY-MM-DD"
             return None
+        if value == date.max:  # "until" is exclusive of the next day, which does not exist
+            errors[name] = "a date as YYYY-MM-DD, before 9999-12-31"
+            return None
+        return value
 
     attribute = text("attribute", 40)
     if attribute is not None and not _ATTRIBUTE.match(attribute):
@@ -186,7 +190,7 @@ def decode_cursor(sort: str, cursor: str) -> list[Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         decoded = json.loads(raw)
-    except (binascii.Error, ValueError) as error:
+    except (binascii.Error, ValueError, RecursionError) as error:  # RecursionError: nested too deep
         raise ValueError("bad cursor") from error
     if not isinstance(decoded, list) or not decoded or decoded[0] != sort:
         raise ValueError("the cursor belongs to another sort order")
