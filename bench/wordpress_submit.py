@@ -56,7 +56,9 @@ def post_round(site: WordPressSite, start: int, count: int) -> tuple[list[float]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--comments", type=int, default=300, help="comments per configuration")
     parser.add_argument("--round", type=int, default=50, help="comments per round before switching")
     parser.add_argument("--model-dir", type=Path, default=ROOT / "var" / "models")
@@ -67,7 +69,10 @@ def main() -> int:
     from service.db import make_engine, make_session_factory
     from service.keys import create_api_key
 
-    with running_stack(model_dir) as stack, wordpress_site(Path(tempfile.mkdtemp(prefix="wp-bench-"))) as site:
+    with (
+        running_stack(model_dir) as stack,
+        wordpress_site(Path(tempfile.mkdtemp(prefix="wp-bench-"))) as site,
+    ):
         port = stack.gunicorn("service:create_app()", web_workers=2)
         stack.worker()
         engine = make_engine(stack.database_url)
@@ -104,7 +109,10 @@ def main() -> int:
                 done.extend(timings)
                 if active:
                     plugin_ids.extend(ids)
-        verdicts = Counter(site.approved(comment_id) for comment_id in plugin_ids)
+        verdicts = Counter(
+            (site.approved(comment_id), site.meta(comment_id, "reason") or "no verdict in time")
+            for comment_id in plugin_ids
+        )
 
     def row(name: str, values: list[float]) -> str:
         p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
@@ -114,7 +122,9 @@ def main() -> int:
     print("| configuration | comments | p50 | p99 | mean |\n|---|---|---|---|---|")
     print(row("with our plugin (wait=2)", with_plugin))
     print(row("WordPress alone", alone))
-    print(f"\nplugin verdicts (comment_approved): {dict(verdicts)}")
+    print("\nplugin verdicts (comment_approved, reason):")
+    for (approved, reason), count in verdicts.most_common():
+        print(f"  {count:4d}  {approved}  {reason}")
     return 0
 
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import PurePosixPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -88,9 +88,9 @@ class SiteDatabase:
         return f"{self.table_prefix}comments"
 
     @property
-    def label(self) -> PurePosixPath:
-        """How error messages name the table: ``host:port/database/wp_comments``."""
-        return PurePosixPath(f"{self.host}:{self.port}", self.database, self.table)
+    def label(self) -> Path:
+        """How error messages name the table, as a file would be named: ``host:port/database/wp_comments``."""
+        return Path(f"{self.host}:{self.port}", self.database, self.table)
 
 
 def _text(value: Any) -> str:

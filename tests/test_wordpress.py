@@ -56,7 +56,12 @@ def service(tmp_path_factory, redis_database, tiny_registry) -> Iterator[Moderat
 @pytest.fixture(scope="module")
 def site_key(service: ModerationService, site_placeholder: WordPressSite) -> dict[str, str]:
     return service.create_key(
-        "--name", "riverside-news", "--scopes", "comments,moderate", "--webhook-url", site_placeholder.webhook_url
+        "--name",
+        "riverside-news",
+        "--scopes",
+        "comments,moderate",
+        "--webhook-url",
+        site_placeholder.webhook_url,
     )
 
 
@@ -143,7 +148,9 @@ def test_an_insult_waits_for_a_moderator(site, service):
 
 def test_a_reply_carries_its_parent(site, service):
     parent = post(site, ORDINARY, " (first)")
-    reply = site.post_comment("I agree, Sunday opening mattered to our family.", "Ben", "ben@example.org", parent=parent)
+    reply = site.post_comment(
+        "I agree, Sunday opening mattered to our family.", "Ben", "ben@example.org", parent=parent
+    )
     ours = stored(service, site.meta(reply, "external_id"))
     assert ours is not None and ours.parent_id == str(parent)
 

@@ -32,10 +32,9 @@ HISTORY = [
 def site(tmp_path_factory) -> Iterator[WordPressSite]:  # noqa: ANN001
     with wordpress_site(tmp_path_factory.mktemp("wp-db"), table_prefix="news_") as site:
         inserts = "".join(
-            "wp_insert_comment( array( 'comment_post_ID' => %d, 'comment_content' => %r, "
-            "'comment_approved' => %r, 'comment_type' => %r, 'comment_author' => 'Reader', "
+            f"wp_insert_comment( array( 'comment_post_ID' => {site.post_id}, 'comment_content' => {text!r}, "
+            f"'comment_approved' => {approved!r}, 'comment_type' => {kind!r}, 'comment_author' => 'Reader', "
             "'comment_author_email' => 'reader@example.org', 'comment_author_IP' => '203.0.113.7' ) );\n"
-            % (site.post_id, text, approved, kind)
             for text, approved, kind in HISTORY
         )
         # Without WordPress's sample comment ("Hi, this is a comment."), the history is exactly HISTORY.

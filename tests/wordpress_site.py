@@ -71,7 +71,9 @@ def require_wordpress() -> None:
     if not (WORDPRESS_DIR / "wp-settings.php").exists():
         missing.append("wordpress (Debian package)")
     if missing:
-        pytest.fail(f"missing {', '.join(missing)}: run .ci/run or apt-get install wordpress php-cli php-mysql")
+        pytest.fail(
+            f"missing {', '.join(missing)}: run .ci/run or apt-get install wordpress php-cli php-mysql"
+        )
     try:
         pymysql.connect(**MARIADB).close()
     except pymysql.MySQLError as error:
@@ -237,9 +239,9 @@ class WordPressSite:
             WORDPRESS_DIR,
             self.root,
             symlinks=False,
-            ignore=lambda directory, names: {"wp-config.php", "wp-content"}
-            if Path(directory) == WORDPRESS_DIR
-            else set(),
+            ignore=lambda directory, names: (
+                {"wp-config.php", "wp-content"} if Path(directory) == WORDPRESS_DIR else set()
+            ),
         )
         content = self.root / "wp-content"
         for sub in ("plugins", "themes", "mu-plugins", "uploads"):
@@ -286,7 +288,8 @@ class WordPressSite:
             define( 'WP_INSTALLING', true );
             require ABSPATH_DIR . '/wp-load.php';
             require_once ABSPATH . 'wp-admin/includes/upgrade.php';
-            wp_install( 'Riverside News', '{ADMIN_USER}', 'editor@example.org', true, '', '{ADMIN_PASSWORD}' );
+            wp_install( 'Riverside News', '{ADMIN_USER}', 'editor@example.org', true, '',
+                '{ADMIN_PASSWORD}' );
             update_option( 'siteurl', '{self.url}' );
             update_option( 'home', '{self.url}' );
             update_option( 'permalink_structure', '/%postname%/' );
