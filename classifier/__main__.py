@@ -56,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     _guard_arguments(train)
 
     importer = commands.add_parser("import", help="load a labelled comment history into the label store")
-    importer.add_argument("kind", choices=("wxr", "wp-csv", "disqus", "csv", "jsonl"))
-    importer.add_argument("file", type=Path)
+    importer.add_argument("kind", choices=("wxr", "wp-csv", "disqus", "csv", "jsonl", "wp-db"))
+    importer.add_argument(
+        "file", help="the file; for wp-db the site's database, mysql://user:pass@host:3306/name"
+    )
+    importer.add_argument("--table-prefix", default="wp_", help="wp-db: the site's $table_prefix")
     importer.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="the service's database")
     importer.add_argument(
         "--label-attribute", default=None, help="csv/jsonl: the attribute a neutral 1/0 label column means"
@@ -225,17 +228,22 @@ def _print_outcome(outcome: Any) -> None:
 
 # -- import -------------------------------------------------------------------------------------------
 def run_import(args: argparse.Namespace) -> int:
-    from classifier import datasets, labelstore
+    from classifier import datasets, labelstore, wordpress_db
 
-    if not args.file.is_file():
-        raise CommandError(f"{args.file}: no such file")
     tally = datasets.SkipTally()
     options = {"label_attribute": args.label_attribute} if args.label_attribute else {}
     if options and args.kind not in ("csv", "jsonl"):
         raise CommandError("--label-attribute applies to csv and jsonl files only")
-    examples = datasets.load_labelled_file(
-        args.kind, args.file, source=f"import:{args.kind}", on_skip=tally, **options
-    )
+    if args.kind == "wp-db":
+        site = wordpress_db.SiteDatabase.from_url(args.file, args.table_prefix)
+        examples = wordpress_db.load_wp_database(site, on_skip=tally)
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+        examples = datasets.load_labelled_file(
+            args.kind, path, source=f"import:{args.kind}", on_skip=tally, **options
+        )
     engine = labelstore.connect(args.database_url)
     try:
         report = labelstore.ImportReport(skipped=dict(tally.counts))

@@ -279,6 +279,12 @@ def submit_ham() -> Response:
     return _submit("ham")
 
 
+@bp.route("/1.1/test", methods=["GET", "POST"])
+def connectivity_test() -> Response:
+    """The WordPress plugin's "can this site reach Akismet?" check, made before a key is entered."""
+    return _text("connected")
+
+
 @bp.route("/1.1/get-subscription", methods=["GET", "POST"])
 def get_subscription() -> Response:
     """What WordPress's Akismet settings page asks for its account box: one active, unlimited plan."""
