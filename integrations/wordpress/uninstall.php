@@ -10,7 +10,7 @@ defined( 'WP_UNINSTALL_PLUGIN' ) || exit;
 global $wpdb;
 
 delete_option( 'moderation_service_settings' );
-wp_clear_scheduled_hook( 'moderation_service_sync' );
+wp_unschedule_hook( 'moderation_service_sync' ); // the recurring job and any one-off retry
 $moderation_service_keys = array( 'external_id', 'id', 'state', 'status', 'reason', 'scores', 'decided_at', 'decided_by', 'error', 'local_decision', 'pending_decision' );
 foreach ( $moderation_service_keys as $moderation_service_key ) {
 	delete_metadata( 'comment', 0, '_moderation_service_' . $moderation_service_key, '', true );

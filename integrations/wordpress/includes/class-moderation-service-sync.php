@@ -57,7 +57,7 @@ final class Moderation_Service_Sync {
 	 * Removes the job (on deactivation).
 	 */
 	public static function unschedule(): void {
-		wp_clear_scheduled_hook( self::HOOK );
+		wp_unschedule_hook( self::HOOK ); // The recurring job and any one-off retry (which has arguments).
 	}
 
 	/**
