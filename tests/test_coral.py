@@ -174,6 +174,9 @@ def test_every_answered_comment_is_stored_with_its_verdict(coral, coral_key, run
     assert insult.status == HELD and insult.reason.startswith("toxicity_hold:")
     assert insult.id == response.headers["X-Moderation-Comment"]
     assert insult.scores and insult.model_version and insult.decided_by.startswith("model:")
+    # The terms behind the score, with spans into the stored text, for the moderators' highlighting.
+    begin, end = insult.explanations[0]["spans"][0]
+    assert insult.text[begin:end].lower() in INSULT.lower()
     assert insult.parent_id == "d79b787f-f406-49a0-a179-72e3652e54be"
     assert insult.post_id == "245b3856-b0a0-4d2f-a6bb-58c71f18d6a6"
     assert insult.permalink == "https://news.example.org/a-story/"
