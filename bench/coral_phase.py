@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from compat_latency import COMMENTS, ensure_model, percentile, start_stack  # noqa: E402
 
+from service.settings import Settings  # noqa: E402
+
 TARGET_P99_MS = 800.0
 SECRET = "ems_bench_" + "5e" * 32
 
@@ -135,13 +137,12 @@ def offer_load(port: int, calls: list[Call], rate: float, threads: int) -> Resul
     return Result(latencies, answers, errors[0], time.perf_counter() - start)
 
 
-def stored_comments(var_dir: Path) -> int:
-    from sqlalchemy import create_engine, func, select
+def stored_comments(database_url: str) -> int:
+    from sqlalchemy import func, select
 
-    from service.db import Comment
-    from service.settings import Settings
+    from service.db import Comment, make_engine
 
-    engine = create_engine(Settings(var_dir=var_dir).effective_database_url)
+    engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
             return int(connection.scalar(select(func.count()).select_from(Comment)) or 0)
@@ -157,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured requests first")
     parser.add_argument("--rate", type=float, default=50.0, help="offered requests per second")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument(
+        "--server-threads", type=int, default=4, help="threads per gunicorn worker (as in production)"
+    )
+    parser.add_argument("--database-url", default=None, help="postgresql://…; default SQLite in a temp dir")
     parser.add_argument("--threads", type=int, default=16, help="client threads (connections)")
     parser.add_argument("--redis-url", default=None, help="default: a throwaway redis-server on a free port")
     parser.add_argument("--model-dir", type=Path, default=ROOT / "var" / "models")
@@ -168,13 +173,16 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="coral-bench-") as var_dir:
         stack = start_stack(args, Path(var_dir))
+        database_url = args.database_url or Settings(var_dir=Path(var_dir)).effective_database_url
+        # A PostgreSQL database may hold an earlier run's comments: count this run's.
+        stored_before = stored_comments(database_url)
         try:
             offer_load(stack.port, phase_calls(stack.key, args.warmup, 0), args.rate, args.threads)
             calls = phase_calls(stack.key, args.requests, args.warmup)
             result = offer_load(stack.port, calls, args.rate, args.threads)
         finally:
             stack.stop()
-        stored = stored_comments(Path(var_dir))
+        stored = stored_comments(database_url) - stored_before
 
     values = result.latencies_ms
     p99 = percentile(values, 0.99)
@@ -182,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"coral phase: {args.requests} signed requests offered at {args.rate:g}/s open-loop "
-        f"(after {args.warmup} warm-up); gunicorn --preload --workers {args.workers}; SQLite; "
+        f"(after {args.warmup} warm-up); gunicorn --preload --workers {args.workers} "
+        f"--threads {args.server_threads}; {'PostgreSQL' if args.database_url else 'SQLite'}; "
         f"loopback; {os.cpu_count()} CPUs (shared with the client)"
     )
     print(
