@@ -244,6 +244,48 @@ def test_without_a_model_the_comment_is_held_for_premoderation(runtime, coral_ke
     assert (comment.status, comment.reason) == (HELD, UNSCORED)
 
 
+def test_with_the_database_down_a_signed_request_is_still_held(runtime, coral_key):
+    from service.db import make_engine, make_session_factory
+    from service.web.app import create_app
+
+    # Nothing listens on port 1: every connection is refused, the key lookup's included.
+    unreachable = make_session_factory(make_engine("postgresql://postgres@127.0.0.1:1/none"))
+    down = dataclasses.replace(
+        runtime,
+        session_factory=unreachable,
+        settings=runtime.settings.with_overrides(coral_signing_secrets=(SECRET,)),
+    )
+    client = create_app(down.settings, runtime=down).test_client()
+    response = send_signed(client, coral_request(ORDINARY), coral_key)
+    # An error would make Coral skip the phase and publish the comment unchecked.
+    assert assert_coral_accepts(response) == {"status": "PREMOD"}
+    # The signature is still checked: without one, nothing is answered but the refusal.
+    unsigned = send(client, serialize(coral_request(ORDINARY)), coral_key, "sha256=" + "0" * 64)
+    assert_error(unsigned, 401, "invalid_signature")
+
+
+def test_when_the_comment_cannot_be_stored_the_answer_is_a_hold(runtime, coral_key, database_url):
+    from sqlalchemy import event
+
+    from service.db import make_engine, make_session_factory
+    from service.web.app import create_app
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("a read-only SQLite connection stands in for a database that refuses writes")
+    read_only = make_engine(database_url)
+    event.listen(read_only, "connect", lambda connection, _record: connection.execute("PRAGMA query_only=ON"))
+    refusing = dataclasses.replace(
+        runtime,
+        session_factory=make_session_factory(read_only),
+        settings=runtime.settings.with_overrides(coral_signing_secrets=(SECRET,)),
+    )
+    client = create_app(refusing.settings, runtime=refusing).test_client()
+    response = send_signed(client, coral_request(ORDINARY), coral_key)
+    assert assert_coral_accepts(response) == {"status": "PREMOD"}
+    assert response.headers["X-Moderation-Status"] == HELD
+    assert stored(runtime) == []
+
+
 # --- signatures and replays ------------------------------------------------------------------------
 
 

@@ -368,12 +368,22 @@ def _record(runtime: Runtime, api_key: ApiKey, phase: PhaseRequest, external_id:
     return Outcome(comment.id, comment.status, verdict.reason, True)
 
 
+HOLD_HEADERS = {"X-Moderation-Status": HELD, "X-Moderation-Reason": UNSCORED}
+
+
 @bp.post("/phase")
 def phase() -> Response:
-    api_key = _authenticate()
     runtime = current_runtime()
-    ratelimit.enforce_rate_limit(api_key, runtime.settings)
     raw = request.get_data(cache=True)
+    try:
+        api_key = _authenticate()
+    except SQLAlchemyError as error:
+        # The key cannot be looked up (database down, key not cached). A valid signature still
+        # proves the request is Coral's, and a hold is the one answer that cannot publish anything.
+        _verify_signature(runtime.settings.coral_signing_secrets, raw)
+        logger.error("coral phase key not checked error=%s (held)", type(error).__name__)
+        return _answer(phase_answer(HELD, UNSCORED), HOLD_HEADERS)
+    ratelimit.enforce_rate_limit(api_key, runtime.settings)
     # The signature covers the raw bytes, so it is checked before the body is parsed at all.
     _verify_signature(runtime.settings.coral_signing_secrets, raw)
     phase_request = _parse(read_json_object(request))
