@@ -17,7 +17,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from service.db import APPROVED, HELD, REJECTED, Comment
+from service.db import APPROVED, HELD, REJECTED, Comment, StatusChange
 from service.keys import create_api_key
 from service.policy import MODERATOR_APPROVED, UNSCORED, apply_policy
 from service.settings import Settings, SettingsError, Thresholds
@@ -185,6 +185,37 @@ def test_every_answered_comment_is_stored_with_its_verdict(coral, coral_key, run
     # One pseudonymous address per Coral user: "this author's other comments" means that user.
     assert insult.author_email == ordinary.author_email
     assert insult.author_email.endswith(".coral.invalid")
+    # Its history starts with the verdict, as a comment the worker scored does.
+    with runtime.session() as session:
+        (change,) = session.scalars(select(StatusChange).where(StatusChange.comment_id == insult.id))
+    assert (change.from_status, change.to_status, change.reason) == ("pending", HELD, insult.reason)
+
+
+def test_held_comments_reach_the_moderators_and_their_decision_answers_a_resend(coral, coral_key, runtime):
+    from service.moderators import issue_token
+    from tests.test_moderation_pages import logged_in
+
+    html_insult = "<script>alert(1)</script> " + INSULT
+    body = serialize(coral_request(html_insult))
+    first = send(coral, body, coral_key, coral_signature(body, SECRET))
+    assert assert_coral_accepts(first)["status"] == "SYSTEM_WITHHELD"
+    comment_id = first.headers["X-Moderation-Comment"]
+    logged_in(coral, runtime)
+    page = coral.get("/moderate/").get_data(as_text=True)
+    assert comment_id in page and "&lt;script&gt;" in page and "<script>alert(1)" not in page
+    with runtime.session() as session:
+        token = issue_token(session, "alice")
+    decided = coral.post(
+        f"/v1/comments/{comment_id}/decision",
+        json={"decision": "spam"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert decided.status_code == 200, decided.get_data(as_text=True)
+    again = send(coral, body, coral_key, coral_signature(body, SECRET))
+    assert assert_coral_accepts(again) == {
+        "status": "REJECTED",
+        "actions": [{"actionType": "FLAG", "reason": "COMMENT_DETECTED_SPAM"}],
+    }
 
 
 def test_spam_the_policy_rejects_is_rejected_with_a_spam_flag(runtime, coral_key):
