@@ -406,6 +406,15 @@ def test_over_the_rate_limit_the_answer_is_429_with_retry_after(coral, runtime):
     assert len(stored(runtime)) == 1
 
 
+def test_unsigned_requests_do_not_use_up_the_rate_limit(coral, runtime):
+    with runtime.session() as session:
+        key = create_api_key(session, "coral", ["comments"], rate_limit="1/minute").secret
+    body = serialize(coral_request(ORDINARY))
+    for _ in range(3):  # someone with the phase URL, but not the secret
+        assert_error(send(coral, body, key, "sha256=" + "0" * 64), 401, "invalid_signature")
+    assert_coral_accepts(send_signed(coral, coral_request(ORDINARY), key))
+
+
 # --- bad input -----------------------------------------------------------------------------------
 
 

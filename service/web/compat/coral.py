@@ -383,9 +383,11 @@ def phase() -> Response:
         _verify_signature(runtime.settings.coral_signing_secrets, raw)
         logger.error("coral phase key not checked error=%s (held)", type(error).__name__)
         return _answer(phase_answer(HELD, UNSCORED), HOLD_HEADERS)
-    ratelimit.enforce_rate_limit(api_key, runtime.settings)
-    # The signature covers the raw bytes, so it is checked before the body is parsed at all.
+    # The signature covers the raw bytes, so it is checked before the body is parsed at all; and
+    # before the rate limit, so that someone who has only the phase URL cannot use up the key's
+    # allowance and make Coral skip the phase for real comments.
     _verify_signature(runtime.settings.coral_signing_secrets, raw)
+    ratelimit.enforce_rate_limit(api_key, runtime.settings)
     phase_request = _parse(read_json_object(request))
     external_id = EXTERNAL_ID_PREFIX + hashlib.sha256(raw).hexdigest()
     outcome = _record(runtime, api_key, phase_request, external_id)
