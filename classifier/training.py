@@ -369,15 +369,18 @@ def train(
     spam_set, X_spam = _spam_matrix([*spam_rows, *spam_negatives], X_all, unique, n_text, params)  # noqa: N806
     y = np.array([1 if e.labels.get("spam", 0.0) >= 0.5 else 0 for e in spam_set])
     spam_weights = _group_weights(spam_set, params)
+    praised = np.array([looks_like_praise(e.comment.text) for e in spam_set], dtype=bool)
     if spam_negatives:
         negative_ids = {id(e) for e in spam_negatives}
         negative = np.array([id(e) in negative_ids for e in spam_set])
         linked = negative & np.array([bool(urls[unique[id(e)]]) for e in spam_set])
-        praise = negative & np.array([looks_like_praise(e.comment.text) for e in spam_set])
+        praise = negative & praised
         spam_weights = np.where(linked, spam_weights * params.linked_negative_boost, spam_weights)
         spam_weights = np.where(praise, spam_weights * params.praise_negative_boost, spam_weights)
         spam_weights = spam_weights / spam_weights.mean()
-    X_spam, y, spam_weights, spam_groups = _with_text_only_copies(X_spam, y, spam_weights, n_text, params)  # noqa: N806
+    X_spam, y, spam_weights, spam_groups = _with_text_only_copies(
+        X_spam, y, spam_weights, n_text, params, eligible=~praised
+    )  # noqa: N806
     if params.spam_calibration_prior not in ("balanced", "weighted"):
         raise TrainingError(f"unknown spam_calibration_prior {params.spam_calibration_prior!r}")
     balanced_prior = params.spam_calibration_prior == "balanced"
@@ -610,8 +613,12 @@ def _with_text_only_copies(
     w: np.ndarray,
     n_text: int,
     params: TrainParams,
+    eligible: np.ndarray | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray | None]:
     """Spam rows with an author signal, once more without it (``spam_text_only_share`` of their weight).
+
+    Only ``eligible`` rows are copied: the caller leaves out generic praise ("Very informative, thanks
+    for sharing"), which readers write too, so that only its author fields make such a comment spam.
 
     Returns the matrix, labels, weights and the group of each row (the original row's index), so that a
     comment and its copy fall in the same calibration fold.
@@ -621,7 +628,8 @@ def _with_text_only_copies(
         return X, y, w, None
     author_columns = np.array([n_text + META_NAMES.index(name) for name in AUTHOR_FEATURES])
     has_text = X[:, :n_text].getnnz(axis=1) > 0  # metadata-only rows have nothing left to copy
-    copied = np.flatnonzero((X[:, author_columns].getnnz(axis=1) > 0) & has_text & (y == 1))
+    wanted = has_text & (y == 1) if eligible is None else has_text & (y == 1) & eligible
+    copied = np.flatnonzero((X[:, author_columns].getnnz(axis=1) > 0) & wanted)
     if not len(copied):
         return X, y, w, None
     copies = X[copied].tolil()

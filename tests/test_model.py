@@ -276,12 +276,19 @@ def test_blog_spam_with_a_keyword_author_also_teaches_its_text() -> None:
         )
         for i in range(15)
     ]
+    praise = "Very informative article, thanks for sharing"
+    blog_spam += [
+        LabelledComment(Comment(f"{praise} {i}.", name="Cheap Loans Online"), {"spam": 1.0}, "wordpress")
+        for i in range(15)
+    ]
     spam = ATTRIBUTES.index("spam")
-    text_only = Comment("The boom beach hack tool works, gems generator inside.")
+    texts = [Comment("The boom beach hack tool works, gems generator inside."), Comment(f"{praise}!")]
     scores = {}
     for share in (0.0, 0.5):
         params = TrainParams(
             word_bits=12, char_bits=13, min_df=1, calibrate=False, spam_c=10.0, spam_text_only_share=share
         )
-        scores[share] = train(tiny_examples() + blog_spam, params).predict([text_only])[0, spam]
-    assert scores[0.5] > scores[0.0] + 0.05
+        scores[share] = train(tiny_examples() + blog_spam, params).predict(texts)[:, spam]
+    assert scores[0.5][0] > scores[0.0][0] + 0.05
+    # Generic praise is what readers write too: only its author fields make it spam, never its text alone.
+    assert scores[0.5][1] - scores[0.0][1] < 0.6 * (scores[0.5][0] - scores[0.0][0])
