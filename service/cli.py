@@ -17,7 +17,6 @@ import urllib.request
 from collections.abc import Callable
 
 from service.connections import connect_database, connect_sessions, embedded_redis_url, start_embedded_redis
-from service.db import utcnow
 from service.jobs import reconcile
 from service.keys import (
     DEFAULT_SCOPES,
@@ -260,7 +259,7 @@ def _moderators_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("list", help="list moderators")
     for name, help_text in (
         ("disable", "disable a moderator (pages and token stop working)"),
-        ("enable", "enable a moderator again (and clear a lockout)"),
+        ("enable", "enable a moderator again"),
         ("password", "set a new password"),
         ("token", "issue an API token for the JSON moderation API (printed once)"),
     ):
@@ -286,12 +285,8 @@ def _moderators_run(args: argparse.Namespace, settings: Settings) -> int:
                 moderator = create_moderator(session, args.username, _read_password(args))
                 print(f"created moderator {moderator.username}")
             elif args.action == "list":
-                now = utcnow()
                 for moderator in list_moderators(session):
-                    locked = moderator.locked_until
                     state = "disabled" if moderator.disabled else "active"
-                    if locked is not None and locked > now:
-                        state += f", locked until {locked:%Y-%m-%d %H:%M} UTC"
                     token = "token" if moderator.token_hash else "-"
                     print(f"{moderator.username}\t{state}\t{token}")
             elif args.action in ("disable", "enable"):
