@@ -211,6 +211,22 @@ class Moderator(Base):
     last_login_at: Mapped[datetime | None]
 
 
+class ModeratorSession(Base):
+    """A moderator's login on the review pages, so that it can be ended on the server.
+
+    The session cookie carries a random id; only its SHA-256 is stored. Logging out deletes the row;
+    a new password or a disabled account deletes all of the moderator's rows. (A table of its own, so
+    databases created by earlier versions get it from ``create_all``.)
+    """
+
+    __tablename__ = "moderator_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    moderator_id: Mapped[int] = mapped_column(ForeignKey("moderators.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
 class WebhookDelivery(Base):
     """The outbox: a verdict's notification to the CMS, written in the verdict's own transaction."""
 

@@ -24,10 +24,10 @@ from datetime import timedelta
 import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from service.db import Moderator, utcnow
+from service.db import Moderator, ModeratorSession, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -167,9 +167,8 @@ def set_disabled(session: Session, username: str, disabled: bool) -> Moderator:
     if moderator is None:
         raise ModeratorError(f"no moderator {username!r}")
     moderator.disabled = disabled
-    if not disabled:
-        moderator.failed_logins = 0
-        moderator.locked_until = None
+    if disabled:
+        end_all_sessions(session, moderator)
     session.commit()
     return moderator
 
@@ -181,10 +180,47 @@ def set_password(session: Session, username: str, password: str) -> Moderator:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ModeratorError(f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
     moderator.password_hash = hash_password(password)
-    moderator.failed_logins = 0
-    moderator.locked_until = None
+    end_all_sessions(session, moderator)
     session.commit()
     return moderator
+
+
+def open_session(session: Session, moderator: Moderator, lifetime: timedelta) -> str:
+    """Record a new login session for ``moderator`` and commit; returns its id (for the cookie only)."""
+    now = utcnow()
+    # Expired rows of anyone go here, so the table stays as small as the live sessions.
+    session.execute(delete(ModeratorSession).where(ModeratorSession.expires_at <= now))
+    session_id = secrets.token_urlsafe(32)
+    session.add(
+        ModeratorSession(id_hash=hash_token(session_id), moderator_id=moderator.id, expires_at=now + lifetime)
+    )
+    session.commit()
+    return session_id
+
+
+def find_by_session(session: Session, session_id: str | None) -> Moderator | None:
+    """The active moderator whose live session ``session_id`` is, or None."""
+    if not session_id or not isinstance(session_id, str) or len(session_id) > 100:
+        return None
+    row = session.get(ModeratorSession, hash_token(session_id))
+    if row is None or row.expires_at <= utcnow():
+        return None
+    moderator = session.get(Moderator, row.moderator_id)
+    if moderator is None or moderator.disabled:
+        return None
+    return moderator
+
+
+def close_session(session: Session, session_id: str | None) -> None:
+    """End one session (logout) and commit."""
+    if session_id and isinstance(session_id, str):
+        session.execute(delete(ModeratorSession).where(ModeratorSession.id_hash == hash_token(session_id)))
+        session.commit()
+
+
+def end_all_sessions(session: Session, moderator: Moderator) -> None:
+    """End every session of ``moderator`` (the caller commits)."""
+    session.execute(delete(ModeratorSession).where(ModeratorSession.moderator_id == moderator.id))
 
 
 def issue_token(session: Session, username: str) -> str:
