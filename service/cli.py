@@ -27,6 +27,7 @@ from service.keys import (
     disable_api_key,
     find_api_key,
     list_api_keys,
+    server_secret,
 )
 from service.logs import configure_logging
 from service.moderators import (
@@ -83,6 +84,7 @@ def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
                     webhook_url=args.webhook_url,
                     rate_limit=args.rate_limit,
                     secret=args.secret,
+                    sealing_key=server_secret(settings),
                 )
             except (InvalidScope, InvalidSecret) as error:
                 print(f"error: {error}", file=sys.stderr)

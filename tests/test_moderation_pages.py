@@ -23,7 +23,7 @@ from service.db import (
     utcnow,
 )
 from service.decisions import UNDO_WINDOW
-from service.keys import SCOPES, create_api_key
+from service.keys import SCOPES, create_api_key, server_secret
 from service.moderators import create_moderator
 from tests.conftest import drain_queues
 
@@ -478,7 +478,13 @@ def test_reject_all_pending_from_this_author(client, runtime):
 def test_decision_reaches_the_cms_webhook(client, runtime, webhook_receiver):
     csrf = logged_in(client, runtime)
     with runtime.session() as session:
-        key = create_api_key(session, "cms", SCOPES, webhook_url=webhook_receiver.url).api_key
+        key = create_api_key(
+            session,
+            "cms",
+            SCOPES,
+            webhook_url=webhook_receiver.url,
+            sealing_key=server_secret(runtime.settings),
+        ).api_key
     comment_id = add_comment(runtime, api_key_id=key.id, external_id="wp-7")
     decide(client, csrf, [comment_id], "approve")
     with runtime.session() as session:
