@@ -18,6 +18,7 @@ import argparse
 import gc
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ from rq import SimpleWorker, Worker
 from sqlalchemy.exc import SQLAlchemyError
 
 from service import jobs, queueing, retraining
+from service.lifetime import die_with_parent
 from service.logs import configure_logging
 from service.runtime import Runtime, bind_process_runtime
 from service.settings import Settings
@@ -124,13 +126,23 @@ def main(argv: list[str] | None = None) -> int:
     return supervise(settings, args.processes, args.burst, simple, queues)
 
 
+def run_child_worker(
+    parent_pid: int, settings: Settings, burst: bool, simple: bool, queues: tuple[str, ...]
+) -> bool:
+    """A supervised worker process: it stops (SIGTERM) when its supervisor dies, even by SIGKILL."""
+    die_with_parent(parent_pid)
+    return run_worker(settings, burst=burst, simple=simple, queues=queues)
+
+
 def supervise(settings: Settings, processes: int, burst: bool, simple: bool, queues: tuple[str, ...]) -> int:
     """Run N worker processes and restart any that dies, until SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
     def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=run_worker, args=(settings, burst, simple, queues), daemon=False)
+        process = context.Process(
+            target=run_child_worker, args=(os.getpid(), settings, burst, simple, queues), daemon=False
+        )
         process.start()
         return process
 

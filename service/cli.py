@@ -29,6 +29,7 @@ from service.keys import (
     list_api_keys,
     server_secret,
 )
+from service.lifetime import REDIS_STOP_SECONDS, die_with_parent, watch_embedded_redis
 from service.logs import configure_logging
 from service.moderators import (
     ModeratorError,
@@ -152,18 +153,26 @@ def ensure_dev_key(settings: Settings) -> str:
 def _run_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start the API (waitress) and a worker; with no REDIS_URL, an embedded Redis for both."""
     env = dict(os.environ)
-    embedded = None
+    embedded = watcher = None
     if not settings.redis_url:
         embedded = start_embedded_redis(settings)
         env["REDIS_URL"] = embedded_redis_url(embedded)
+        # Stops that Redis if this process is killed outright (it daemonises: it is not our child).
+        watcher = watch_embedded_redis(embedded.pid)
     connect_database(settings, create=True)
     key = ensure_dev_key(settings)
     python = sys.executable
     bind = f"{args.host}:{args.port}"
-    web = subprocess.Popen(web_server_command(python, bind, args.threads, settings), env=env)
-    worker = subprocess.Popen([python, "worker.py", "--processes", str(args.workers)], env=env)
+    supervisor = os.getpid()
+
+    def start(command: list[str]) -> subprocess.Popen:
+        # Each child gets SIGTERM when this process dies, even by SIGKILL: no orphan holds the port.
+        return subprocess.Popen(command, env=env, preexec_fn=lambda: die_with_parent(supervisor))  # noqa: PLW1509
+
+    web = start(web_server_command(python, bind, args.threads, settings))
+    worker = start([python, "worker.py", "--processes", str(args.workers)])
     # Retraining gets a worker of its own, so it never holds back scoring.
-    trainer = subprocess.Popen([python, "worker.py", "--queues", "training"], env=env)
+    trainer = start([python, "worker.py", "--queues", "training"])
     url = f"http://{bind}"
     if not _wait_until_serving(f"{url}/healthz", web, timeout=180):
         print("error: the API did not start; see the messages above", file=sys.stderr)
@@ -201,6 +210,9 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
     del embedded  # the embedded Redis server stops with its last client
+    if watcher is not None:
+        watcher.stdin.close()  # type: ignore[union-attr]  # the watcher stops Redis if it still runs
+        watcher.wait(timeout=REDIS_STOP_SECONDS + 5)
     return 0 if stop else 1
 
 
