@@ -28,7 +28,8 @@ import redis
 from rq import SimpleWorker, Worker
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import jobs, queueing, retraining
+from service import jobs, privacy, queueing, retraining
+from service.keys import server_secret
 from service.lifetime import die_with_parent
 from service.logs import configure_logging
 from service.runtime import Runtime, bind_process_runtime
@@ -63,6 +64,11 @@ def reconcile_forever(runtime: Runtime, stop: threading.Event) -> None:
                 if runtime.redis.set(lock_key, "1", nx=True, px=int(interval * 1000)):
                     jobs.reconcile(runtime)
                     retraining.maybe_schedule_retraining(runtime)
+                    # Hourly (its own lock): old e-mail addresses and IPs become pseudonyms.
+                    with runtime.session() as session:
+                        privacy.maybe_apply_retention(
+                            session, runtime.redis, runtime.settings, server_secret(runtime.settings)
+                        )
             # Outside the guard: loading reads files only and may take a second or two. Work horses
             # forked after the swap inherit the new model; none sees a half-loaded one.
             runtime.models.refresh(wanted)

@@ -1,4 +1,4 @@
-"""Operator commands: ``python -m service keys|moderators|init-db|reconcile|run ...``."""
+"""Operator commands: ``python -m service keys|moderators|authors|init-db|reconcile|run ...``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from service.moderators import (
     set_disabled,
     set_password,
 )
+from service.privacy import apply_retention, erase_author
 from service.runtime import Runtime
 from service.settings import Settings, SettingsError
 
@@ -317,8 +318,41 @@ def _moderators_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- authors: erasure and retention --------------------------------------------------------------
+
+
+def _authors_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    erase = sub.add_parser("erase", help="erase an author's e-mail, IP, name and URL everywhere (recorded)")
+    erase.add_argument("--email", required=True)
+    erase.add_argument("--actor", help="who asks, for the record (default: the system user)")
+    sub.add_parser(
+        "retention", help="replace e-mail addresses and IPs older than RETENTION_DAYS by pseudonyms"
+    )
+
+
+def _authors_run(args: argparse.Namespace, settings: Settings) -> int:
+    with connect_sessions(settings)() as session:
+        if args.action == "erase":
+            actor = f"operator:{args.actor or getpass.getuser()}"
+            try:
+                report = erase_author(session, args.email, actor, server_secret(settings))
+            except ValueError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            print(f"erasure {report.erasure_id}: {report.comments} comments, {report.labels} labels")
+            return 0
+        retained = apply_retention(session, settings, server_secret(settings))
+        print(
+            f"pseudonymised {retained.comments} comments and {retained.labels} labels "
+            f"older than {settings.retention_days} days"
+        )
+        return 0
+
+
 COMMANDS.update(
     {
+        "authors": (_authors_arguments, _authors_run),
         "keys": (_keys_arguments, _keys_run),
         "moderators": (_moderators_arguments, _moderators_run),
         "init-db": (lambda parser: None, _init_db_run),

@@ -227,6 +227,21 @@ class ModeratorSession(Base):
     expires_at: Mapped[datetime]
 
 
+class AuthorErasure(Base):
+    """The record that an author's personal data was erased: who asked and when, never whose data."""
+
+    __tablename__ = "author_erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: "moderator:<username>", "api-key:<id>" or "operator:<name>".
+    actor: Mapped[str] = mapped_column(String(200))
+    #: Set when a CMS key asked: the erasure covered only that key's comments.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    comments: Mapped[int] = mapped_column(Integer, default=0)
+    labels: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class WebhookDelivery(Base):
     """The outbox: a verdict's notification to the CMS, written in the verdict's own transaction."""
 

@@ -65,6 +65,9 @@ class Settings:
     failed_key_limit: str = "20/minute"
     #: Proxies in front that set X-Forwarded-For (1 behind the compose.yaml nginx); 0 = none, trust no header.
     trusted_proxies: int = 0
+    #: Authors' e-mail addresses and IPs older than this many days are replaced by a keyed hash
+    #: (``service.privacy``); 0 keeps them.
+    retention_days: int = 90
 
     @property
     def registry_dir(self) -> Path:
@@ -126,6 +129,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", default.log_level).upper(),
             failed_key_limit=_rate(env, "FAILED_KEY_LIMIT", default.failed_key_limit),
             trusted_proxies=_integer(env, "TRUSTED_PROXIES", default.trusted_proxies, minimum=0),
+            retention_days=_integer(env, "RETENTION_DAYS", default.retention_days, minimum=0),
         )
 
 

@@ -17,6 +17,7 @@ from service.db import Comment, utcnow
 from service.decisions import ALL_DECISIONS, reject_author_pending
 from service.decisions import decide as apply_decision
 from service.errors import InvalidComment, NotFound
+from service.keys import server_secret
 from service.moderators import LoginGuard, authenticate
 from service.web.context import current_runtime
 from service.web.moderation import models_page
@@ -138,7 +139,7 @@ def queue_page(name: str = "held") -> str:
             cursor = None
             page = list_queue(db, name, criteria)
         counts = queue_counts(db)
-        views = comment_views(db, page.comments, runtime.settings.thresholds)
+        views = comment_views(db, page.comments, runtime.settings.thresholds, server_secret(runtime.settings))
     return render_template(
         "moderation/queue.html",
         queue=QUEUES[name],
