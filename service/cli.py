@@ -159,7 +159,7 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
         embedded = start_embedded_redis(settings)
         env["REDIS_URL"] = embedded_redis_url(embedded)
         # Stops that Redis if this process is killed outright (it daemonises: it is not our child).
-        watcher = watch_embedded_redis(embedded.pid)
+        watcher = watch_embedded_redis(embedded.pid)  # type: ignore[attr-defined]
     connect_database(settings, create=True)
     key = ensure_dev_key(settings)
     python = sys.executable

@@ -17,10 +17,12 @@ import hmac
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from redis import Redis
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from service.db import AuthorErasure, Comment, Label, utcnow
 from service.settings import Settings
@@ -81,7 +83,7 @@ def erase_author(
         )
     # The labels copied from those comments, and (for the operator or a moderator) any other label
     # carrying the address, such as imported ones.
-    label_match = [Label.comment_id.in_(comment_ids)] if comment_ids else []
+    label_match: list[ColumnElement[bool]] = [Label.comment_id.in_(comment_ids)] if comment_ids else []
     if api_key_id is None:
         label_match.append(or_(func.lower(Label.author_email) == email.lower(), Label.author_email == hashed))
     labels = 0
@@ -138,7 +140,7 @@ def apply_retention(
     return RetentionReport(comments, labels)
 
 
-def _readable(column):  # type: ignore[no-untyped-def]
+def _readable(column: Any) -> ColumnElement[bool]:
     return and_(column.is_not(None), column != "", ~column.startswith(PSEUDONYM_MARK, autoescape=True))
 
 
