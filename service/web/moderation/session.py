@@ -93,6 +93,7 @@ def _session_moderator() -> Moderator | None:
 def start_session(moderator: Moderator) -> None:
     """Log ``moderator`` in: a fresh session (no fixation) recorded on the server, with a new CSRF token."""
     with current_runtime().session() as db:
+        close_session(db, session.get("sid"))  # a login over an earlier one replaces it
         session_id = open_session(db, moderator, SESSION_MAX_AGE)
     session.clear()
     session.permanent = False
