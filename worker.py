@@ -18,6 +18,7 @@ import argparse
 import gc
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -27,7 +28,9 @@ import redis
 from rq import SimpleWorker, Worker
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import jobs, queueing, retraining
+from service import jobs, privacy, queueing, retraining
+from service.keys import server_secret
+from service.lifetime import die_with_parent
 from service.logs import configure_logging
 from service.runtime import Runtime, bind_process_runtime
 from service.settings import Settings
@@ -61,6 +64,11 @@ def reconcile_forever(runtime: Runtime, stop: threading.Event) -> None:
                 if runtime.redis.set(lock_key, "1", nx=True, px=int(interval * 1000)):
                     jobs.reconcile(runtime)
                     retraining.maybe_schedule_retraining(runtime)
+                    # Hourly (its own lock): old e-mail addresses and IPs become pseudonyms.
+                    with runtime.session() as session:
+                        privacy.maybe_apply_retention(
+                            session, runtime.redis, runtime.settings, server_secret(runtime.settings)
+                        )
             # Outside the guard: loading reads files only and may take a second or two. Work horses
             # forked after the swap inherit the new model; none sees a half-loaded one.
             runtime.models.refresh(wanted)
@@ -124,13 +132,23 @@ def main(argv: list[str] | None = None) -> int:
     return supervise(settings, args.processes, args.burst, simple, queues)
 
 
+def run_child_worker(
+    parent_pid: int, settings: Settings, burst: bool, simple: bool, queues: tuple[str, ...]
+) -> bool:
+    """A supervised worker process: it stops (SIGTERM) when its supervisor dies, even by SIGKILL."""
+    die_with_parent(parent_pid)
+    return run_worker(settings, burst=burst, simple=simple, queues=queues)
+
+
 def supervise(settings: Settings, processes: int, burst: bool, simple: bool, queues: tuple[str, ...]) -> int:
     """Run N worker processes and restart any that dies, until SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
     def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=run_worker, args=(settings, burst, simple, queues), daemon=False)
+        process = context.Process(
+            target=run_child_worker, args=(os.getpid(), settings, burst, simple, queues), daemon=False
+        )
         process.start()
         return process
 

@@ -67,7 +67,8 @@ def main() -> int:
     ensure_model(model_dir)
 
     from service.db import make_engine, make_session_factory
-    from service.keys import create_api_key
+    from service.keys import create_api_key, server_secret
+    from service.settings import Settings
 
     with (
         running_stack(model_dir) as stack,
@@ -77,7 +78,14 @@ def main() -> int:
         stack.worker()
         engine = make_engine(stack.database_url)
         with make_session_factory(engine)() as session:
-            new = create_api_key(session, "wordpress", ("comments", "moderate"), webhook_url=site.webhook_url)
+            new = create_api_key(
+                session,
+                "wordpress",
+                ("comments", "moderate"),
+                webhook_url=site.webhook_url,
+                # The stack's processes keep their secret in its var/ (no SECRET_KEY set).
+                sealing_key=server_secret(Settings(var_dir=stack.workdir / "var")),
+            )
         engine.dispose()
         settings = {
             "service_url": f"http://127.0.0.1:{port}",

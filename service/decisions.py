@@ -218,9 +218,12 @@ def pending_from_author(
     session: Session, comment: Comment, api_key_id: int | None = None, limit: int = MAX_BULK
 ) -> list[str]:
     """Ids of the comments still awaiting a verdict by the same author (same e-mail, or same IP)."""
-    same_author = [Comment.author_email == comment.author_email]
+    # An erased author (no e-mail left) is nobody's namesake.
+    same_author = [Comment.author_email == comment.author_email] if comment.author_email else []
     if comment.author_ip:
         same_author.append(Comment.author_ip == comment.author_ip)
+    if not same_author:
+        return [comment.id] if comment.status in AWAITING else []
     query = select(Comment.id).where(Comment.status.in_(AWAITING), or_(*same_author))
     if api_key_id is not None:
         query = query.where(Comment.api_key_id == api_key_id)

@@ -26,6 +26,7 @@ from sqlalchemy import select, update
 from classifier.comment import Comment as ClassifierComment
 from service import queueing, webhooks
 from service.db import PENDING, ApiKey, Comment, WebhookDelivery, utcnow
+from service.keys import server_secret, webhook_secret
 from service.policy import HELD, UNSCORED, apply_policy, uncertainty
 from service.runtime import Runtime, process_runtime
 from service.store import (
@@ -200,8 +201,9 @@ def deliver_webhook(delivery_id: int) -> str:
             webhooks.EVENT_HEADER: delivery.event,
             webhooks.DELIVERY_HEADER: str(delivery.id),
         }
-        if api_key is not None and api_key.webhook_secret:
-            headers[webhooks.SIGNATURE_HEADER] = webhooks.signature_header(api_key.webhook_secret, body)
+        signing_secret = webhook_secret(api_key, server_secret(runtime.settings)) if api_key else None
+        if signing_secret:
+            headers[webhooks.SIGNATURE_HEADER] = webhooks.signature_header(signing_secret, body)
         error = _post(delivery.url, body, headers, runtime.settings.webhook_timeout_seconds)
         delivery.attempts += 1
         if error is None:

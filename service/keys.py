@@ -7,6 +7,10 @@ character of it. Only a few characters of a generated key are stored in clear (`
 tell keys apart. Keys stored before this (an unsalted SHA-256 of a short key, a 10-character
 prefix) keep working: :func:`protect_stored_keys` trims the prefixes at start-up, and a short key's
 hash is replaced by argon2id the first time the key is used.
+
+A key's webhook secret is not stored either: the database keeps a random salt, and the secret is
+HMAC-SHA256 of that salt under the server's secret (``SECRET_KEY``, or ``var/secret-key``), so a copy
+of the database alone signs nothing. Webhook secrets stored in clear by earlier versions keep working.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 import time
@@ -25,6 +30,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.db import ApiKey, utcnow
+from service.settings import Settings
 
 KEY_PREFIX = "mk_"
 #: comments: post and read comments; moderate: the JSON moderation API; analyze: Perspective-style
@@ -113,6 +119,44 @@ def shown_prefix(secret: str) -> str:
     return secret[:SHOWN_PREFIX_CHARS] if secret.startswith(KEY_PREFIX) and not is_short(secret) else ""
 
 
+#: A stored webhook secret that is only the salt of a derived one: "d1$<salt>".
+DERIVED_WEBHOOK_MARK = "d1$"
+WEBHOOK_SECRET_PREFIX = "whsec_"
+SECRET_KEY_FILE = "secret-key"
+
+
+def server_secret(settings: Settings) -> str:
+    """``SECRET_KEY``, else a random one kept in ``var/secret-key`` (created once, owner-only)."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.var_dir / SECRET_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process of this service created it first
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _derive_webhook_secret(salt: str, sealing_key: str) -> str:
+    digest = hmac.new(sealing_key.encode(), b"webhook-secret:" + salt.encode(), hashlib.sha256).digest()
+    return WEBHOOK_SECRET_PREFIX + _b64(digest)
+
+
+def webhook_secret(api_key: ApiKey, sealing_key: str) -> str | None:
+    """The secret the key's webhooks are signed with (``sealing_key``: :func:`server_secret`)."""
+    stored = api_key.webhook_secret
+    if not stored:
+        return None
+    if stored.startswith(DERIVED_WEBHOOK_MARK):
+        return _derive_webhook_secret(stored.removeprefix(DERIVED_WEBHOOK_MARK), sealing_key)
+    return stored  # stored in clear by an earlier version
+
+
 def create_api_key(
     session: Session,
     name: str,
@@ -120,8 +164,15 @@ def create_api_key(
     webhook_url: str | None = None,
     rate_limit: str | None = None,
     secret: str | None = None,
+    sealing_key: str | None = None,
 ) -> NewKey:
-    """Create and commit a key. ``secret`` may be given (e.g. a fixed development key)."""
+    """Create and commit a key. ``secret`` may be given (e.g. a fixed development key).
+
+    A key with a ``webhook_url`` needs ``sealing_key`` (:func:`server_secret`), which its webhook
+    secret is derived with.
+    """
+    if webhook_url and not sealing_key:
+        raise ValueError("a key with a webhook needs the server's secret to derive its webhook secret")
     scope_list = sorted(set(scopes))
     unknown = [scope for scope in scope_list if scope not in SCOPES]
     if unknown:
@@ -129,19 +180,20 @@ def create_api_key(
     if secret is not None:
         check_chosen_secret(session, secret)
     secret = secret or KEY_PREFIX + secrets.token_urlsafe(32)
-    webhook_secret = "whsec_" + secrets.token_urlsafe(32) if webhook_url else None
+    salt = secrets.token_urlsafe(24) if webhook_url else None
+    signing_secret = _derive_webhook_secret(salt, sealing_key or "") if salt else None
     api_key = ApiKey(
         name=name,
         key_hash=stored_hash(secret),
         key_prefix=shown_prefix(secret),
         scopes=",".join(scope_list),
         webhook_url=webhook_url,
-        webhook_secret=webhook_secret,
+        webhook_secret=DERIVED_WEBHOOK_MARK + salt if salt else None,
         rate_limit=rate_limit,
     )
     session.add(api_key)
     session.commit()
-    return NewKey(api_key, secret, webhook_secret)
+    return NewKey(api_key, secret, signing_secret)
 
 
 def check_chosen_secret(session: Session, secret: str) -> None:

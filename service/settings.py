@@ -68,6 +68,9 @@ class Settings:
     #: Coral external moderation phases' signing secrets (``CORAL_SIGNING_SECRET``, comma-separated for
     #: several phases or tenants); empty means the Coral phase endpoint refuses every request.
     coral_signing_secrets: tuple[str, ...] = ()
+    #: Authors' e-mail addresses and IPs older than this many days are replaced by a keyed hash
+    #: (``service.privacy``); 0 keeps them.
+    retention_days: int = 90
 
     @property
     def registry_dir(self) -> Path:
@@ -130,6 +133,7 @@ class Settings:
             failed_key_limit=_rate(env, "FAILED_KEY_LIMIT", default.failed_key_limit),
             trusted_proxies=_integer(env, "TRUSTED_PROXIES", default.trusted_proxies, minimum=0),
             coral_signing_secrets=_secrets(env, "CORAL_SIGNING_SECRET"),
+            retention_days=_integer(env, "RETENTION_DAYS", default.retention_days, minimum=0),
         )
 
 

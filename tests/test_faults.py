@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from service import jobs, queueing, webhooks
 from service.db import APPROVED, HELD, PENDING, Comment, StatusChange, WebhookDelivery, utcnow
-from service.keys import create_api_key
+from service.keys import create_api_key, server_secret
 from service.runtime import Runtime, bind_process_runtime
 from service.web.app import create_app
 from tests.conftest import drain_queues, free_port
@@ -224,7 +224,13 @@ def test_retried_job_finishes_the_batch_its_failed_attempt_claimed(runtime, clie
 @pytest.fixture
 def hooked_key(runtime, webhook_receiver):
     with runtime.session() as session:
-        new = create_api_key(session, "cms-with-hook", ["comments"], webhook_url=webhook_receiver.url)
+        new = create_api_key(
+            session,
+            "cms-with-hook",
+            ["comments"],
+            webhook_url=webhook_receiver.url,
+            sealing_key=server_secret(runtime.settings),
+        )
     return new
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from service.db import APPROVED, HELD, PENDING, REJECTED, Comment, Label
-from service.keys import SCOPES, create_api_key
+from service.keys import SCOPES, create_api_key, server_secret
 from tests.conftest import drain_queues
 from tests.test_moderation_pages import PASSWORD, XSS_TEXT, add_comment, make_moderator
 
@@ -124,7 +124,13 @@ def test_login_page_refuses_wrong_password(page, live_server):
 
 def test_clear_a_queue_of_50_with_the_keyboard_alone(page, live_server, runtime, webhook_receiver):
     with runtime.session() as session:
-        key = create_api_key(session, "cms", SCOPES, webhook_url=webhook_receiver.url).api_key
+        key = create_api_key(
+            session,
+            "cms",
+            SCOPES,
+            webhook_url=webhook_receiver.url,
+            sealing_key=server_secret(runtime.settings),
+        ).api_key
     ids = [
         add_comment(
             runtime, api_key_id=key.id, external_id=f"wp-{i}", author_email=f"author{i % 7}@example.com"

@@ -5,25 +5,27 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-from datetime import timedelta
 
 import pytest
 
 from service.cli import COMMANDS
-from service.db import Moderator, utcnow
+from service.db import Moderator
 from service.moderators import (
-    LOCKOUT,
     MAX_FAILED_LOGINS,
+    LoginGuard,
     ModeratorError,
-    authenticate,
     create_moderator,
     find_by_token,
     issue_token,
     list_moderators,
     set_disabled,
 )
+from service.moderators import authenticate as _authenticate
 
 PASSWORD = "correct horse battery staple"
+
+
+ADDRESS = "192.0.2.1"
 
 
 @pytest.fixture
@@ -32,13 +34,22 @@ def session(runtime):  # noqa: ANN001, ANN201
         yield session
 
 
-def test_passwords_are_stored_as_argon2(session):
+@pytest.fixture
+def guard(runtime) -> LoginGuard:  # noqa: ANN001
+    return LoginGuard(runtime.redis, runtime.settings.redis_prefix)
+
+
+def authenticate(session, username: str, password: str, guard: LoginGuard):  # noqa: ANN001, ANN201
+    return _authenticate(session, guard, username, password, ADDRESS)
+
+
+def test_passwords_are_stored_as_argon2(session, guard):
     moderator = create_moderator(session, "alice", PASSWORD)
     assert moderator.password_hash.startswith("$argon2id$")
     assert PASSWORD not in moderator.password_hash
-    assert authenticate(session, "alice", PASSWORD).outcome == "ok"
-    assert authenticate(session, "alice", "wrong").outcome == "invalid"
-    assert authenticate(session, "nobody", PASSWORD).outcome == "invalid"
+    assert authenticate(session, "alice", PASSWORD, guard).outcome == "ok"
+    assert authenticate(session, "alice", "wrong", guard).outcome == "invalid"
+    assert authenticate(session, "nobody", PASSWORD, guard).outcome == "invalid"
 
 
 def test_account_rules(session):
@@ -52,33 +63,31 @@ def test_account_rules(session):
     assert [moderator.username for moderator in list_moderators(session)] == ["alice"]
 
 
-def test_lockout_after_repeated_failures(session):
+def test_repeated_failures_throttle_the_address_not_the_account(session, guard):
     create_moderator(session, "alice", PASSWORD)
     for _ in range(MAX_FAILED_LOGINS):
-        assert authenticate(session, "alice", "wrong password").outcome == "invalid"
-    # Locked: even the right password is refused, without being checked.
-    assert authenticate(session, "alice", PASSWORD).outcome == "locked"
+        assert authenticate(session, "alice", "wrong password", guard).outcome == "invalid"
+    result = authenticate(session, "alice", PASSWORD, guard)
+    assert result.outcome == "throttled" and result.retry_after > 0
+    assert _authenticate(session, guard, "alice", PASSWORD, "198.51.100.1").outcome == "ok"
     moderator = session.query(Moderator).one()
-    moderator.locked_until = utcnow() - timedelta(seconds=1)
-    session.commit()
-    assert authenticate(session, "alice", PASSWORD).outcome == "ok"
-    assert LOCKOUT >= timedelta(minutes=5)
+    assert moderator.locked_until is None
 
 
-def test_success_resets_the_failure_count(session):
+def test_success_resets_the_failure_count(session, guard):
     create_moderator(session, "alice", PASSWORD)
     for _ in range(MAX_FAILED_LOGINS - 1):
-        authenticate(session, "alice", "wrong password")
-    assert authenticate(session, "alice", PASSWORD).outcome == "ok"
+        authenticate(session, "alice", "wrong password", guard)
+    assert authenticate(session, "alice", PASSWORD, guard).outcome == "ok"
     for _ in range(MAX_FAILED_LOGINS - 1):
-        authenticate(session, "alice", "wrong password")
-    assert authenticate(session, "alice", PASSWORD).outcome == "ok"
+        authenticate(session, "alice", "wrong password", guard)
+    assert authenticate(session, "alice", PASSWORD, guard).outcome == "ok"
 
 
-def test_disabled_moderator_cannot_log_in(session):
+def test_disabled_moderator_cannot_log_in(session, guard):
     create_moderator(session, "alice", PASSWORD)
     set_disabled(session, "alice", True)
-    assert authenticate(session, "alice", PASSWORD).outcome == "disabled"
+    assert authenticate(session, "alice", PASSWORD, guard).outcome == "disabled"
 
 
 def test_tokens_are_stored_hashed(session):

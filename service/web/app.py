@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import gc
-import secrets
 
 from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from service.keys import server_secret
 from service.logs import configure_logging
 from service.runtime import Runtime
 from service.settings import Settings
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        SECRET_KEY=settings.secret_key or _local_secret_key(settings),
+        SECRET_KEY=server_secret(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
@@ -70,16 +70,6 @@ def _freeze_start_up_objects() -> None:
     # from dirtying the pages they share with the --preload master.
     gc.collect()
     gc.freeze()
-
-
-def _local_secret_key(settings: Settings) -> str:
-    """With no SECRET_KEY set, a random one kept in var/ (so sessions survive restarts of `make run`)."""
-    path = settings.var_dir / "secret-key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
 
 
 #: Every answer's security headers: the APIs answer JSON or text, never a page to render.

@@ -17,7 +17,9 @@ from flask import Blueprint, Response, g, jsonify, request
 from service.db import Comment
 from service.decisions import ALL_DECISIONS, decide
 from service.errors import Conflict, Forbidden, InvalidComment, NotFound, Unauthorized
+from service.keys import server_secret
 from service.moderators import find_by_token
+from service.privacy import erase_author
 from service.store import comment_summary
 from service.web.auth import (
     BEARER_CHALLENGE,
@@ -121,6 +123,25 @@ def get_queue(name: str) -> Response:
             "next_cursor": page.next_cursor,
         }
     return jsonify(body)
+
+
+@bp.post("/authors/erase")
+@require_moderation_access
+def erase_author_data() -> tuple[Response, int]:
+    """Erase an author's e-mail, IP, name and URL (a CMS key: only from its own comments)."""
+    body = read_json_object(request)
+    email = body.get("email")
+    if not isinstance(email, str) or not email.strip() or len(email) > 320:
+        raise InvalidComment(
+            "Bad e-mail address.", {"email": "the author's e-mail address, 1 to 320 characters"}
+        )
+    principal: Principal = g.principal
+    runtime = current_runtime()
+    with runtime.session() as session:
+        report = erase_author(
+            session, email, principal.actor, server_secret(runtime.settings), api_key_id=principal.api_key_id
+        )
+    return jsonify({"erasure": report.erasure_id, "comments": report.comments, "labels": report.labels}), 200
 
 
 @bp.post("/comments/<comment_id>/decision")

@@ -17,7 +17,8 @@ from service.db import Comment, utcnow
 from service.decisions import ALL_DECISIONS, reject_author_pending
 from service.decisions import decide as apply_decision
 from service.errors import InvalidComment, NotFound
-from service.moderators import authenticate
+from service.keys import server_secret
+from service.moderators import LoginGuard, authenticate
 from service.web.context import current_runtime
 from service.web.moderation import models_page
 from service.web.moderation.charts import CHART_COLOURS, chart_rects
@@ -93,13 +94,20 @@ def login() -> ResponseReturnValue:
     username = (request.form.get("username") or "").strip()[:100]
     password = (request.form.get("password") or "")[:1000]
     target = request.form.get("next")
-    with current_runtime().session() as db:
-        result = authenticate(db, username, password)
+    runtime = current_runtime()
+    guard = LoginGuard(runtime.redis, runtime.settings.redis_prefix)
+    # The client's address (ProxyFix has put X-Forwarded-For's here when TRUSTED_PROXIES is set).
+    address = request.remote_addr or "unknown"
+    with runtime.session() as db:
+        result = authenticate(db, guard, username, password, address)
     if result.moderator is None:
         logger.info("login failed outcome=%s", result.outcome)
+        if result.outcome == "throttled":
+            # Said the same way for every name, real or not: only this address waits, not the account.
+            message = "Too many failed logins from your address: wait a few minutes and try again."
+            page = render_template("moderation/login.html", next=target or "", error=message)
+            return page, 429, {"Retry-After": str(result.retry_after)}
         message = "Wrong username or password."
-        if result.outcome == "locked":
-            message = "Too many failed logins: this account is locked for a while."
         return render_template("moderation/login.html", next=target or "", error=message), 401
     start_session(result.moderator)
     logger.info("login moderator=%s", result.moderator.id)
@@ -131,7 +139,7 @@ def queue_page(name: str = "held") -> str:
             cursor = None
             page = list_queue(db, name, criteria)
         counts = queue_counts(db)
-        views = comment_views(db, page.comments, runtime.settings.thresholds)
+        views = comment_views(db, page.comments, runtime.settings.thresholds, server_secret(runtime.settings))
     return render_template(
         "moderation/queue.html",
         queue=QUEUES[name],

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from service import policy
 from service.db import Comment, utcnow
+from service.privacy import lookup_values
 from service.settings import Thresholds
 from service.web.moderation.queries import author_history
 
@@ -190,7 +191,9 @@ HISTORY_LIMIT = 500
 HISTORY_SHOWN = 5
 
 
-def comment_views(session: Session, comments: Sequence[Comment], thresholds: Thresholds) -> list[CommentView]:
+def comment_views(
+    session: Session, comments: Sequence[Comment], thresholds: Thresholds, sealing_key: str = ""
+) -> list[CommentView]:
     views = []
     for comment in comments:
         scores = [
@@ -212,15 +215,26 @@ def comment_views(session: Session, comments: Sequence[Comment], thresholds: Thr
                 permalink=web_link(comment.permalink),
             )
         )
-    _add_history(session, views)
+    _add_history(session, views, sealing_key)
     return views
 
 
-def _add_history(session: Session, views: list[CommentView]) -> None:
-    """Earlier comments by the same e-mail or IP, in one query for the whole page."""
-    emails = {view.comment.author_email for view in views if view.comment.author_email}
-    ips = {view.comment.author_ip for view in views if view.comment.author_ip}
-    rows = author_history(session, emails, ips, HISTORY_LIMIT)  # newest first
+def _add_history(session: Session, views: list[CommentView], sealing_key: str) -> None:
+    """Earlier comments by the same e-mail or IP, in one query for the whole page.
+
+    Old comments keep only a pseudonym of the address (``service.privacy``): both forms are looked up.
+    """
+    emails: dict[str, set[str]] = {}
+    ips: dict[str, set[str]] = {}
+    for view in views:
+        comment = view.comment
+        if comment.author_email:
+            emails[comment.author_email] = lookup_values(comment.author_email, sealing_key)
+        if comment.author_ip:
+            ips[comment.author_ip] = lookup_values(comment.author_ip, sealing_key)
+    rows = author_history(
+        session, set().union(*emails.values()), set().union(*ips.values()), HISTORY_LIMIT
+    )  # newest first
     entries = [HistoryEntry(row.id, row.status, row.reason, row.received_at, row.excerpt, "") for row in rows]
     by_email: dict[str, list[int]] = defaultdict(list)
     by_ip: dict[str, list[int]] = defaultdict(list)
@@ -230,8 +244,10 @@ def _add_history(session: Session, views: list[CommentView]) -> None:
             by_ip[row.author_ip].append(index)
     for view in views:
         comment = view.comment
-        same_email = set(by_email.get(comment.author_email, ()))
-        same_ip = set(by_ip.get(comment.author_ip, ())) if comment.author_ip else set()
+        same_email = {
+            index for value in emails.get(comment.author_email, ()) for index in by_email.get(value, ())
+        }
+        same_ip = {index for value in ips.get(comment.author_ip or "", ()) for index in by_ip.get(value, ())}
         counts: dict[str, int] = defaultdict(int)
         for index in sorted(same_email | same_ip):
             entry = entries[index]

@@ -2,15 +2,15 @@
 
 Pages need a session login (a CMS API key or a moderator token opens nothing here). Every POST carries
 the session's CSRF token, as a form field or an ``X-CSRF-Token`` header. A session ends after
-``SESSION_MAX_AGE``, and as soon as the moderator's password changes or the account is disabled.
+``SESSION_MAX_AGE``, at logout, and as soon as the moderator's password changes or the account is
+disabled: the cookie only names a session row on the server (``ModeratorSession``), which those delete,
+so a cookie copied before any of them opens nothing afterwards.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
-import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -19,6 +19,7 @@ from flask.typing import ResponseReturnValue
 
 from service.db import Moderator
 from service.errors import Forbidden, Unauthorized
+from service.moderators import close_session, find_by_session, open_session
 from service.web.context import current_runtime
 
 #: A login lasts at most this long, however active the moderator is.
@@ -50,11 +51,6 @@ def _check_csrf() -> None:
         raise Forbidden("The form has expired or did not come from this site; reload the page.")
 
 
-def _fingerprint(moderator: Moderator) -> str:
-    # A new password (or a disabled account) ends the sessions that were opened with the old one.
-    return hashlib.sha256(moderator.password_hash.encode()).hexdigest()[:16]
-
-
 def safe_next(target: str | None) -> str:
     """Where to go after login: only a path on this site under /moderate, else the held queue."""
     default = url_for("moderation.queue_page")
@@ -78,7 +74,7 @@ def require_login() -> ResponseReturnValue | None:
         return None
     moderator = _session_moderator()
     if moderator is None:
-        session.pop("moderator_id", None)
+        session.pop("sid", None)
         if request.endpoint in _JSON_ENDPOINTS or request.method != "GET":
             raise Unauthorized("Log in first.")
         return redirect(url_for("moderation.login_form", next=request.full_path.rstrip("?")))
@@ -87,30 +83,28 @@ def require_login() -> ResponseReturnValue | None:
 
 
 def _session_moderator() -> Moderator | None:
-    moderator_id = session.get("moderator_id")
-    login_at = session.get("login_at", 0)
-    if not moderator_id or time.time() - login_at > SESSION_MAX_AGE.total_seconds():
+    session_id = session.get("sid")
+    if not session_id:
         return None
     with current_runtime().session() as db:
-        moderator = db.get(Moderator, moderator_id)
-    if moderator is None or moderator.disabled:
-        return None
-    if not hmac.compare_digest(session.get("auth", ""), _fingerprint(moderator)):
-        return None
-    return moderator
+        return find_by_session(db, session_id)
 
 
 def start_session(moderator: Moderator) -> None:
-    """Log ``moderator`` in: a fresh session (no fixation) with a new CSRF token."""
+    """Log ``moderator`` in: a fresh session (no fixation) recorded on the server, with a new CSRF token."""
+    with current_runtime().session() as db:
+        close_session(db, session.get("sid"))  # a login over an earlier one replaces it
+        session_id = open_session(db, moderator, SESSION_MAX_AGE)
     session.clear()
     session.permanent = False
-    session["moderator_id"] = moderator.id
-    session["auth"] = _fingerprint(moderator)
-    session["login_at"] = int(time.time())
+    session["sid"] = session_id
     session["csrf"] = secrets.token_urlsafe(32)
 
 
 def end_session() -> None:
+    """Log out: the server forgets the session, so a copy of the cookie is worthless too."""
+    with current_runtime().session() as db:
+        close_session(db, session.get("sid"))
     session.clear()
 
 
