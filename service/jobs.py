@@ -22,12 +22,16 @@ import redis
 from rq import get_current_job
 from rq.job import Job
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from classifier.comment import Comment as ClassifierComment
 from service import queueing, webhooks
 from service.db import PENDING, ApiKey, Comment, WebhookDelivery, utcnow
-from service.policy import HELD, UNSCORED, apply_policy, uncertainty
+from service.languages import detect_language
+from service.policy import HELD, UNSCORED, Verdict, apply_policy, uncertainty
+from service.rules import CommentFacts
 from service.runtime import Runtime, process_runtime
+from service.sites import SiteConfig, author_history
 from service.store import (
     WEBHOOK_VISIBILITY,
     StatusUpdate,
@@ -88,17 +92,19 @@ def _remember_claim(job: Job | None, comment_ids: list[str]) -> None:
 
 def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
     """Score the still-pending comments among ``comment_ids`` with one model call; record verdicts."""
-    settings = runtime.settings
     with runtime.session() as session:
         comments = pending_comments(session, comment_ids)
         if not comments:
             return 0
+        runtime.sites.refresh(session)
         batch = runtime.models.score([to_classifier_comment(c) for c in comments])
         changes = []
         for index, comment in enumerate(comments):
             score = batch.scores[index] if batch.scores is not None else None
             values = score.values if score is not None else None
-            verdict = apply_policy(values, comment.text, settings.thresholds)
+            site = runtime.sites.get(comment.site_id)
+            language = detect_language(comment.text)
+            verdict = site_verdict(session, site, comment, values, language)
             change = change_status(
                 session,
                 comment,
@@ -111,7 +117,9 @@ def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
                     if score is not None
                     else None,
                     model_version=batch.model_version if score is not None else None,
-                    uncertainty=uncertainty(values, settings.thresholds),
+                    uncertainty=uncertainty(values, site.thresholds),
+                    rule_hits=[hit.to_dict() for hit in verdict.hits],
+                    language=language,
                 ),
                 expected_status=PENDING,
             )
@@ -121,6 +129,24 @@ def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
         session.commit()
     after_commit(runtime, changes)
     return len(changes)
+
+
+def site_verdict(
+    session: Session,
+    site: SiteConfig,
+    comment: Comment,
+    scores: dict[str, float] | None,
+    language: str | None,
+) -> Verdict:
+    """The policy's verdict with the comment's site rules and thresholds."""
+    facts = CommentFacts(
+        text=comment.text,
+        email=comment.author_email or "",
+        ip=comment.author_ip,
+        language=language,
+        history=author_history(session, site, comment.author_email or ""),
+    )
+    return apply_policy(scores, comment.text, site.thresholds, site.rules.evaluate(facts))
 
 
 def _log_verdict(
