@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    Column,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,

@@ -143,7 +143,7 @@ def _host(url: str) -> str:
 
 
 def _parents(domain: str) -> Iterable[str]:
-    """``a.b.example.com``, ``b.example.com``, ``example.com``, ``com``: a rule on a domain covers its subdomains."""
+    """``a.b.example.com``, ``b.example.com``, ``example.com``, ``com``: a rule covers subdomains."""
     parts = domain.split(".")
     return (".".join(parts[index:]) for index in range(len(parts)))
 
