@@ -120,6 +120,7 @@ def create_api_key(
     webhook_url: str | None = None,
     rate_limit: str | None = None,
     secret: str | None = None,
+    site_id: int | None = None,
 ) -> NewKey:
     """Create and commit a key. ``secret`` may be given (e.g. a fixed development key)."""
     scope_list = sorted(set(scopes))
@@ -138,6 +139,7 @@ def create_api_key(
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         rate_limit=rate_limit,
+        site_id=site_id,
     )
     session.add(api_key)
     session.commit()

@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.db import Moderator, utcnow
+from service.db import ROLE_MODERATOR, ROLES, Moderator, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,12 @@ def find_moderator(session: Session, username: str) -> Moderator | None:
     return session.scalars(select(Moderator).where(Moderator.username == username)).first()
 
 
-def create_moderator(session: Session, username: str, password: str) -> Moderator:
-    """Create and commit an account."""
+def create_moderator(
+    session: Session, username: str, password: str, site_id: int | None = None, role: str = ROLE_MODERATOR
+) -> Moderator:
+    """Create and commit an account (of one site, or of every site when ``site_id`` is None)."""
+    if role not in ROLES:
+        raise ModeratorError(f"roles are {', '.join(ROLES)}")
     username = username.strip()
     if not username or len(username) > 100 or not username.isprintable() or " " in username:
         raise ModeratorError("usernames are 1 to 100 printable characters without spaces")
@@ -66,7 +70,9 @@ def create_moderator(session: Session, username: str, password: str) -> Moderato
         raise ModeratorError(f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
     if find_moderator(session, username) is not None:
         raise ModeratorError(f"moderator {username!r} exists already")
-    moderator = Moderator(username=username, password_hash=hash_password(password))
+    moderator = Moderator(
+        username=username, password_hash=hash_password(password), site_id=site_id, role=role
+    )
     session.add(moderator)
     session.commit()
     return moderator

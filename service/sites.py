@@ -21,7 +21,18 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service.db import APPROVED, DEFAULT_SITE, HELD, PENDING, Comment, Site, SiteAudit, SiteRule, utcnow
+from service.db import (
+    APPROVED,
+    DEFAULT_SITE,
+    HELD,
+    PENDING,
+    Comment,
+    Moderator,
+    Site,
+    SiteAudit,
+    SiteRule,
+    utcnow,
+)
 from service.rules import RULE_KINDS, AuthorHistory, InvalidEntry, RuleOptions, RuleSet, normalize_entry
 from service.settings import Thresholds
 
@@ -103,6 +114,16 @@ def comment_condition(site: Site) -> Any:
     if site.name == DEFAULT_SITE:
         return or_(Comment.site_id == site.id, Comment.site_id.is_(None))
     return Comment.site_id == site.id
+
+
+def moderator_scope(session: Session, moderator: Moderator) -> Any:
+    """What a moderator may see: None (every comment) or the WHERE clause of their one site."""
+    if moderator.site_id is None:
+        return None
+    site = session.get(Site, moderator.site_id)
+    if site is None:  # the site is gone: see nothing rather than everything
+        return Comment.id.is_(None)
+    return comment_condition(site)
 
 
 # --- settings ----------------------------------------------------------------------------------------
