@@ -149,6 +149,21 @@ def site_verdict(
     return apply_policy(scores, comment.text, site.thresholds, site.rules.evaluate(facts))
 
 
+def preview_verdict(
+    runtime: Runtime, site_id: int | None, comment: Comment
+) -> tuple[Verdict, dict[str, Any]]:
+    """What ``comment`` (unsaved) would get on the site now: the "try it" box. Nothing is stored."""
+    with runtime.session() as session:
+        runtime.sites.refresh(session)
+        site = runtime.sites.get(site_id)
+        batch = runtime.models.score_synchronously([to_classifier_comment(comment)])
+        score = batch.scores[0] if batch.scores else None
+        values = score.values if score is not None else None
+        language = detect_language(comment.text)
+        verdict = site_verdict(session, site, comment, values, language)
+    return verdict, {"scores": values or {}, "language": language, "model_version": batch.model_version}
+
+
 def _log_verdict(
     comment: Comment, values: dict[str, float] | None, model: str | None, error: str | None
 ) -> None:

@@ -126,6 +126,15 @@ def moderator_scope(session: Session, moderator: Moderator) -> Any:
     return comment_condition(site)
 
 
+def can_view(moderator: Moderator, site: Site) -> bool:
+    return moderator.site_id is None or moderator.site_id == site.id
+
+
+def can_edit(moderator: Moderator, site: Site) -> bool:
+    """Only admins change rules and thresholds (of their own site, or of every site if they have none)."""
+    return moderator.is_admin and can_view(moderator, site)
+
+
 # --- settings ----------------------------------------------------------------------------------------
 
 
