@@ -21,7 +21,7 @@ from service.errors import InvalidComment, NotFound
 from service.moderators import authenticate
 from service.sites import moderator_scope
 from service.web.context import current_runtime
-from service.web.moderation import models_page
+from service.web.moderation import models_page, site_page
 from service.web.moderation.charts import CHART_COLOURS, chart_rects
 from service.web.moderation.presenters import REASON_TITLES, age, comment_views, reason_title
 from service.web.moderation.queries import (
@@ -274,3 +274,13 @@ def overview() -> str:
 bp.add_url_rule("/moderate/models", view_func=models_page.models)
 bp.add_url_rule("/moderate/models/<version>", view_func=models_page.model)
 bp.add_url_rule("/moderate/reports/<name>", view_func=models_page.report)
+
+# The Site page (its own module: rule lists, thresholds, try it, audit log), on this blueprint.
+bp.add_url_rule("/moderate/site", view_func=site_page.home)
+bp.add_url_rule("/moderate/sites/<name>", view_func=site_page.site_page)
+bp.add_url_rule("/moderate/sites/<name>/rules", view_func=site_page.add_rules, methods=["POST"])
+bp.add_url_rule("/moderate/sites/<name>/rules/remove", view_func=site_page.remove_rule, methods=["POST"])
+bp.add_url_rule("/moderate/sites/<name>/settings", view_func=site_page.save_settings, methods=["POST"])
+bp.add_url_rule("/moderate/sites/<name>/import", view_func=site_page.import_rules, methods=["POST"])
+bp.add_url_rule("/moderate/sites/<name>/rules.csv", view_func=site_page.export_rules)
+bp.add_url_rule("/moderate/sites/<name>/try", view_func=site_page.try_rules, methods=["POST"])
