@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from classifier.comment import Comment as ClassifierComment
+from classifier.text import Normalized
 from service import queueing, webhooks
 from service.db import PENDING, ApiKey, Comment, WebhookDelivery, utcnow
 from service.languages import detect_language
@@ -104,7 +105,8 @@ def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
             values = score.values if score is not None else None
             site = runtime.sites.get(comment.site_id)
             language = detect_language(comment.text)
-            verdict = site_verdict(session, site, comment, values, language)
+            normalized = score.normalized if score is not None else None
+            verdict = site_verdict(session, site, comment, values, language, normalized)
             change = change_status(
                 session,
                 comment,
@@ -137,6 +139,7 @@ def site_verdict(
     comment: Comment,
     scores: dict[str, float] | None,
     language: str | None,
+    normalized: Normalized | None = None,
 ) -> Verdict:
     """The policy's verdict with the comment's site rules and thresholds."""
     facts = CommentFacts(
@@ -145,6 +148,8 @@ def site_verdict(
         ip=comment.author_ip,
         language=language,
         history=author_history(session, site, comment.author_email or ""),
+        # The text the model normalised, reused for the word lists (normalising is most of their cost).
+        normalized=normalized,
     )
     return apply_policy(scores, comment.text, site.thresholds, site.rules.evaluate(facts))
 

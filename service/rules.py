@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import ahocorasick
 from disposable_email_domains import blocklist as disposable_domains
 
-from classifier.text import count_links, find_urls, normalize
+from classifier.text import Normalized, count_links, find_urls, normalize
 from service.policy import (
     AUTHOR_BANNED,
     BANNED_WORD,
@@ -73,6 +73,7 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,200}$")
 # A placeholder for "*" while an entry is normalised (normalisation would split a word at "*").
 _STAR = "zqxjq"
 _WHITESPACE = str.maketrans({"\t": " ", "\n": " ", "\r": " ", "\f": " ", "\v": " "})
+_OTHER_WHITESPACE = re.compile(r"[\t\n\r\f\v]")
 
 
 class InvalidEntry(ValueError):
@@ -158,54 +159,58 @@ def _is_word_char(char: str) -> bool:
 
 @dataclass(frozen=True)
 class _Entry:
-    value: str
+    tag: Hashable
     #: Set for wildcard entries, which the literal key alone cannot confirm.
     pattern: re.Pattern[str] | None
 
 
 class WordList:
-    """Many words and phrases, found in one pass over the text (Aho-Corasick)."""
+    """Many words and phrases, found in one pass over the text (Aho-Corasick).
 
-    def __init__(self, entries: Iterable[str]):
+    Entries are ``(tag, entry)`` pairs; :meth:`find` answers with the tags of the entries found.
+    """
+
+    def __init__(self, entries: Iterable[tuple[Hashable, str]]):
         groups: dict[str, list[_Entry]] = {}
-        for value in entries:
+        for tag, value in entries:
             pattern = None
             if "*" in value:
                 body = r"\w*".join(re.escape(part) for part in value.split("*"))
                 pattern = re.compile(rf"(?<!\w){body}(?!\w)")
-            groups.setdefault(_literal_key(value), []).append(_Entry(value, pattern))
+            groups.setdefault(_literal_key(value), []).append(_Entry(tag, pattern))
         self.size = sum(len(group) for group in groups.values())
         self._automaton: ahocorasick.Automaton | None = None
         if groups:
             automaton = ahocorasick.Automaton()
             for key, group in groups.items():
-                automaton.add_word(key, (key, tuple(group)))
+                automaton.add_word(key, (len(key), tuple(group)))
             automaton.make_automaton()
             self._automaton = automaton
 
-    def find(self, text: str) -> list[tuple[str, int, int]]:
-        """``(entry, begin, end)`` for each entry found in ``text`` (normalised), first match each."""
+    def find(self, text: str) -> list[tuple[Hashable, int, int]]:
+        """``(tag, begin, end)`` for each entry found in ``text`` (normalised), first match each."""
         if self._automaton is None or not text:
             return []
-        found: dict[str, tuple[int, int]] = {}
-        checked: set[str] = set()
-        for end_index, (key, group) in self._automaton.iter(text):
-            begin, end = end_index - len(key) + 1, end_index + 1
+        found: dict[Hashable, tuple[int, int]] = {}
+        checked: set[Hashable] = set()
+        size = len(text)
+        for end_index, (length, group) in self._automaton.iter(text):
+            begin, end = end_index - length + 1, end_index + 1
+            # Whole words: the key must not continue a word on either side (wildcards check their own).
+            bounded = (begin == 0 or not _is_word_char(text[begin - 1])) and (
+                end == size or not _is_word_char(text[end])
+            )
             for entry in group:
-                if entry.value in found or entry.value in checked:
-                    continue
                 if entry.pattern is None:
-                    if (begin == 0 or not _is_word_char(text[begin - 1])) and (
-                        end == len(text) or not _is_word_char(text[end])
-                    ):
-                        found[entry.value] = (begin, end)
-                else:
+                    if bounded and entry.tag not in found:
+                        found[entry.tag] = (begin, end)
+                elif entry.tag not in checked:
                     # A wildcard entry is checked once, over the whole text, the first time its key occurs.
-                    checked.add(entry.value)
+                    checked.add(entry.tag)
                     match = entry.pattern.search(text)
                     if match is not None:
-                        found[entry.value] = match.span()
-        return [(value, begin, end) for value, (begin, end) in found.items()]
+                        found[entry.tag] = match.span()
+        return [(tag, begin, end) for tag, (begin, end) in found.items()]
 
 
 @dataclass(frozen=True)
@@ -246,14 +251,16 @@ class CommentFacts:
     #: The detected language, or None when unsure (then no language rule fires).
     language: str | None = None
     history: AuthorHistory | None = None
+    #: ``normalize(text)`` when the caller has it already (the model's, from scoring).
+    normalized: Normalized | None = None
 
 
 @dataclass
 class RuleSet:
     """One site's lists and options, compiled."""
 
-    banned: WordList = field(default_factory=lambda: WordList(()))
-    suspect: WordList = field(default_factory=lambda: WordList(()))
+    #: Banned and suspect entries in one automaton, each tagged ``(reason, entry)``: one pass.
+    words: WordList = field(default_factory=lambda: WordList(()))
     email_ban: frozenset[str] = frozenset()
     email_hold: frozenset[str] = frozenset()
     link_trusted: frozenset[str] = frozenset()
@@ -270,8 +277,10 @@ class RuleSet:
             return frozenset(entries.get(kind, ()))
 
         return cls(
-            banned=WordList(values(BANNED)),
-            suspect=WordList(values(SUSPECT)),
+            words=WordList(
+                [((BANNED_WORD, value), value) for value in values(BANNED)]
+                + [((SUSPECT_WORD, value), value) for value in values(SUSPECT)]
+            ),
             email_ban=values(EMAIL_BAN),
             email_hold=values(EMAIL_HOLD),
             link_trusted=values(LINK_TRUSTED),
@@ -286,7 +295,7 @@ class RuleSet:
         hits: list[RuleHit] = []
         hits += self._author_hits(comment)
         hits += self._link_hits(comment.text)
-        hits += self._word_hits(comment.text)
+        hits += self._word_hits(comment.text, comment.normalized)
         hits += self._email_hits(comment.email)
         hits += self._history_hits(comment.history)
         options = self.options
@@ -320,16 +329,20 @@ class RuleSet:
                 hits.append(RuleHit(AUTHOR_BANNED, REJECT, ip, ip))
         return hits
 
-    def _word_hits(self, text: str) -> list[RuleHit]:
-        if not self.banned.size and not self.suspect.size:
+    def _word_hits(self, text: str, normalized: Normalized | None) -> list[RuleHit]:
+        if not self.words.size:
             return []
-        normalized = normalize(text)
-        searchable = normalized.text.translate(_WHITESPACE)  # same length: offsets still map back
+        if normalized is None or normalized.original != text[: len(normalized.original)]:
+            normalized = normalize(text)
+        searchable = normalized.text
+        if _OTHER_WHITESPACE.search(searchable):
+            searchable = searchable.translate(_WHITESPACE)  # same length: offsets still map back
         hits = []
-        for rule, action, words in ((BANNED_WORD, REJECT, self.banned), (SUSPECT_WORD, HOLD, self.suspect)):
-            for entry, begin, end in words.find(searchable):
-                span = normalized.span(begin, end)
-                hits.append(RuleHit(rule, action, entry, normalized.original[span[0] : span[1]], span))
+        for (rule, entry), begin, end in self.words.find(searchable):
+            span = normalized.span(begin, end)
+            action = REJECT if rule == BANNED_WORD else HOLD
+            hits.append(RuleHit(rule, action, entry, normalized.original[span[0] : span[1]], span))
+        hits.sort(key=lambda hit: hit.action != REJECT)
         return hits
 
     def _email_hits(self, email: str) -> list[RuleHit]:
