@@ -52,7 +52,7 @@ SPAM_REASONS = (SPAM_REJECT, MODERATOR_SPAM)
 AKISMET_TEST = "akismet_test"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RuleHit:
     """A site rule that fired: which (``rule`` is its reason code), the entry, and the matched text.
 

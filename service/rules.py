@@ -143,18 +143,19 @@ def _host(url: str) -> str:
     return host[4:] if host.startswith("www.") else host
 
 
-def _parents(domain: str) -> Iterable[str]:
-    """``a.b.example.com``, ``b.example.com``, ``example.com``, ``com``: a rule covers subdomains."""
-    parts = domain.split(".")
-    return (".".join(parts[index:]) for index in range(len(parts)))
-
-
 def _listed(domain: str, domains: frozenset[str] | set[str]) -> str | None:
-    return next((candidate for candidate in _parents(domain) if candidate in domains), None)
-
-
-def _is_word_char(char: str) -> bool:
-    return char.isalnum() or char == "_"
+    """The entry of ``domains`` that covers ``domain`` (itself or a parent domain), if any."""
+    if not domains:
+        return None
+    if domain in domains:
+        return domain
+    position = domain.find(".")
+    while position >= 0:
+        parent = domain[position + 1 :]
+        if parent in domains:
+            return parent
+        position = domain.find(".", position + 1)
+    return None
 
 
 @dataclass(frozen=True)
@@ -197,9 +198,9 @@ class WordList:
         for end_index, (length, group) in self._automaton.iter(text):
             begin, end = end_index - length + 1, end_index + 1
             # Whole words: the key must not continue a word on either side (wildcards check their own).
-            bounded = (begin == 0 or not _is_word_char(text[begin - 1])) and (
-                end == size or not _is_word_char(text[end])
-            )
+            before = text[begin - 1] if begin else " "
+            after = text[end] if end < size else " "
+            bounded = not (before.isalnum() or before == "_" or after.isalnum() or after == "_")
             for entry in group:
                 if entry.pattern is None:
                     if bounded and entry.tag not in found:
@@ -243,7 +244,7 @@ class AuthorHistory:
     recent: Sequence[str] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CommentFacts:
     text: str
     email: str = ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.db import APPROVED, HELD, REJECTED
+from service.languages import detect_language
 from service.policy import RuleOutcome, apply_policy
 from service.rules import (
     AUTHOR_EMAIL,
@@ -174,3 +175,16 @@ def test_policy_rejecting_rules_win_and_every_hit_is_kept():
     assert [hit.rule for hit in verdict.hits] == ["banned_word", "suspect_word"]
     # No scores never means approval, whatever the rules say.
     assert apply_policy(None, "x", Thresholds(), RuleOutcome()).status == HELD
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("The council should publish the full budget before the vote next week.", "en"),
+        ("Je pense que le conseil municipal doit publier le budget avant le vote.", "fr"),
+        ("Das ist ein sehr guter Artikel, vielen Dank dafür, ich bin nicht sicher.", "de"),
+        ("ok", None),  # too short to tell
+    ],
+)
+def test_languages_are_detected_or_left_unknown(text, language):
+    assert detect_language(text) == language
