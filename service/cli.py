@@ -37,6 +37,7 @@ from service.moderators import (
     list_moderators,
     set_disabled,
     set_password,
+    set_role,
 )
 from service.runtime import Runtime
 from service.settings import Settings, SettingsError
@@ -294,6 +295,10 @@ def _moderators_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--site", help="the one site this moderator works on (default: every site)")
     add.add_argument("--role", choices=ROLES, default=ROLE_MODERATOR, help="admins also edit rules")
     sub.add_parser("list", help="list moderators")
+    role = sub.add_parser("role", help="set a moderator's role and site")
+    role.add_argument("username")
+    role.add_argument("--role", choices=ROLES, required=True)
+    role.add_argument("--site", help="the one site they work on (default: every site)")
     for name, help_text in (
         ("disable", "disable a moderator (pages and token stop working)"),
         ("enable", "enable a moderator again (and clear a lockout)"),
@@ -343,6 +348,12 @@ def _moderators_run(args: argparse.Namespace, settings: Settings) -> int:
                     token = "token" if moderator.token_hash else "-"
                     role = moderator.role or ROLE_MODERATOR
                     print(f"{moderator.username}\t{state}\t{token}\t{role}\tsite={moderator.site_id or '*'}")
+            elif args.action == "role":
+                site = find_site(session, args.site) if args.site else None
+                if args.site and site is None:
+                    raise ModeratorError(f"no site {args.site!r} (see `sites list`)")
+                set_role(session, args.username, args.role, site.id if site is not None else None)
+                print(f"{args.username} is now {args.role} of " + (site.name if site else "every site"))
             elif args.action in ("disable", "enable"):
                 set_disabled(session, args.username, args.action == "disable")
                 print(f"{args.action}d moderator {args.username}")

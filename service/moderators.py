@@ -107,6 +107,19 @@ def set_password(session: Session, username: str, password: str) -> Moderator:
     return moderator
 
 
+def set_role(session: Session, username: str, role: str, site_id: int | None) -> Moderator:
+    """Change a moderator's role and site (None: every site)."""
+    if role not in ROLES:
+        raise ModeratorError(f"roles are {', '.join(ROLES)}")
+    moderator = find_moderator(session, username)
+    if moderator is None:
+        raise ModeratorError(f"no moderator {username!r}")
+    moderator.role = role
+    moderator.site_id = site_id
+    session.commit()
+    return moderator
+
+
 def issue_token(session: Session, username: str) -> str:
     """A new API token for the moderator (replacing any earlier one); shown once, stored hashed."""
     moderator = find_moderator(session, username)

@@ -188,6 +188,8 @@ def test_cli_sites_keys_and_moderators(settings, runtime, monkeypatch, capsys):
         cli.main(["moderators", "add", "cat", "--site", "courier", "--role", "admin", "--password-stdin"])
         == 0
     )
+    assert cli.main(["moderators", "role", "cat", "--role", "moderator"]) == 0
+    assert cli.main(["moderators", "role", "cat", "--role", "admin", "--site", "courier"]) == 0
     assert cli.main(["sites", "list"]) == 0
     out = capsys.readouterr().out
     assert "courier" in out and "default" in out
