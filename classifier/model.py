@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 
 from classifier.comment import ATTRIBUTES, TOXICITY_ATTRIBUTES, Comment
 from classifier.features import META_NAMES, CommentVectorizer, describe_meta, metadata_values
-from classifier.text import URL_TOKEN, normalize
+from classifier.text import URL_TOKEN, Normalized, normalize
 
 #: Reasons are given for attributes scored at least this high.
 REASON_THRESHOLD = 0.5
@@ -50,6 +50,8 @@ class Score:
     values: dict[str, float]
     reasons: list[Reason]
     model_version: str
+    #: The normalised text the models saw, so callers that match words on it need not normalise again.
+    normalized: Normalized | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: round(float(self.values[name]), 6) for name in ATTRIBUTES}
@@ -127,7 +129,7 @@ class Model:
                         heads,
                         hot,
                     )
-            scores.append(Score(values, reasons, self.version))
+            scores.append(Score(values, reasons, self.version, normalized[i]))
         return scores
 
     def _reasons(

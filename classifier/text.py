@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from bisect import bisect_right
 
 #: Longest original text that is normalised; the rest is ignored (keeps scoring time bounded).
 MAX_CHARS = 10_000
@@ -186,7 +187,7 @@ class Normalized:
     expanded to per-character lists only when asked for (explanations), which keeps scoring fast.
     """
 
-    __slots__ = ("text", "original", "urls", "_pieces", "_begins", "_ends")
+    __slots__ = ("text", "original", "urls", "_pieces", "_begins", "_ends", "_starts")
 
     def __init__(
         self,
@@ -203,6 +204,7 @@ class Normalized:
         self._pieces = pieces
         self._begins = begins
         self._ends = ends
+        self._starts: list[int] | None = None
 
     def _expand(self) -> None:
         begins: list[int] = []
@@ -236,7 +238,19 @@ class Normalized:
             return (0, 0)
         begin = min(max(begin, 0), len(self.text) - 1)
         end = min(max(end, begin + 1), len(self.text))
+        if self._begins is None and self._pieces:
+            # A few spans (site word lists) need no per-character lists: find the pieces instead.
+            return (self._locate(begin)[0], self._locate(end - 1)[1])
         return (self.begins[begin], self.ends[end - 1])
+
+    def _locate(self, index: int) -> tuple[int, int]:
+        """The original ``[begin, end)`` of normalised character ``index`` (what ``_expand`` would list)."""
+        if self._starts is None:
+            self._starts = [piece[0] for piece in self._pieces]
+        start, o_begin, o_end, one_to_one = self._pieces[max(bisect_right(self._starts, index) - 1, 0)]
+        if one_to_one:
+            return (o_begin + index - start, o_begin + index - start + 1)
+        return (o_begin, o_end)
 
 
 _NON_ASCII = re.compile(r"[^\x20-\x7e]+")

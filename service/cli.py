@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable
 
 from service.connections import connect_database, connect_sessions, embedded_redis_url, start_embedded_redis
+from service.db import ROLE_MODERATOR, ROLES
 from service.jobs import reconcile
 from service.keys import (
     DEFAULT_SCOPES,
@@ -38,10 +39,12 @@ from service.moderators import (
     list_moderators,
     set_disabled,
     set_password,
+    set_role,
 )
 from service.privacy import apply_retention, erase_author
 from service.runtime import Runtime
 from service.settings import Settings, SettingsError
+from service.sites import SiteError, create_site, find_site, list_sites
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ def _keys_arguments(parser: argparse.ArgumentParser) -> None:
     )
     create.add_argument("--webhook-url", help="where verdicts are POSTed (signed)")
     create.add_argument("--rate-limit", help="e.g. 50/second (compatibility endpoints)")
+    create.add_argument("--site", help="the site whose comments the key posts (default: the default site)")
     create.add_argument(
         "--secret",
         help="use this key instead of a random one (e.g. a 12-character key for the WordPress Akismet "
@@ -78,6 +82,10 @@ def _keys_arguments(parser: argparse.ArgumentParser) -> None:
 def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
     with connect_sessions(settings)() as session:
         if args.action == "create":
+            site = find_site(session, args.site) if args.site else None
+            if args.site and site is None:
+                print(f"error: no site {args.site!r} (see `sites list`)", file=sys.stderr)
+                return 2
             try:
                 new = create_api_key(
                     session,
@@ -87,11 +95,14 @@ def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
                     rate_limit=args.rate_limit,
                     secret=args.secret,
                     sealing_key=server_secret(settings),
+                    site_id=site.id if site is not None else None,
                 )
             except (InvalidScope, InvalidSecret) as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
             print(f"id: {new.api_key.id}\nkey: {new.secret}\nscopes: {new.api_key.scopes}")
+            if site is not None:
+                print(f"site: {site.name}")
             if new.webhook_secret:
                 print(f"webhook secret: {new.webhook_secret}")
             print("Store these now: they are not shown again.")
@@ -106,6 +117,31 @@ def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: no key with id {args.id}", file=sys.stderr)
             return 2
         print(f"disabled key {args.id}")
+        return 0
+
+
+# --- sites ---------------------------------------------------------------------------------------
+
+
+def _sites_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help="create a site (its rules start empty, its thresholds the defaults)")
+    add.add_argument("name")
+    sub.add_parser("list", help="list sites")
+
+
+def _sites_run(args: argparse.Namespace, settings: Settings) -> int:
+    with connect_sessions(settings)() as session:
+        if args.action == "add":
+            try:
+                site = create_site(session, args.name)
+            except SiteError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
+            print(f"created site {site.id}\t{site.name}")
+            return 0
+        for site in list_sites(session):
+            print(f"{site.id}\t{site.name}\t{json.dumps(site.settings or {}, sort_keys=True)}")
         return 0
 
 
@@ -271,7 +307,13 @@ def _moderators_arguments(parser: argparse.ArgumentParser) -> None:
     add = sub.add_parser("add", help="create a moderator (asks for the password)")
     add.add_argument("username")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--site", help="the one site this moderator works on (default: every site)")
+    add.add_argument("--role", choices=ROLES, default=ROLE_MODERATOR, help="admins also edit rules")
     sub.add_parser("list", help="list moderators")
+    role = sub.add_parser("role", help="set a moderator's role and site")
+    role.add_argument("username")
+    role.add_argument("--role", choices=ROLES, required=True)
+    role.add_argument("--site", help="the one site they work on (default: every site)")
     for name, help_text in (
         ("disable", "disable a moderator (pages and token stop working)"),
         ("enable", "enable a moderator again"),
@@ -297,13 +339,32 @@ def _moderators_run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with connect_sessions(settings)() as session:
             if args.action == "add":
-                moderator = create_moderator(session, args.username, _read_password(args))
-                print(f"created moderator {moderator.username}")
+                site = find_site(session, args.site) if args.site else None
+                if args.site and site is None:
+                    raise ModeratorError(f"no site {args.site!r} (see `sites list`)")
+                moderator = create_moderator(
+                    session,
+                    args.username,
+                    _read_password(args),
+                    site_id=site.id if site is not None else None,
+                    role=args.role,
+                )
+                print(
+                    f"created {moderator.role} {moderator.username}"
+                    + (f" for site {site.name}" if site else "")
+                )
             elif args.action == "list":
                 for moderator in list_moderators(session):
                     state = "disabled" if moderator.disabled else "active"
                     token = "token" if moderator.token_hash else "-"
-                    print(f"{moderator.username}\t{state}\t{token}")
+                    role = moderator.role or ROLE_MODERATOR
+                    print(f"{moderator.username}\t{state}\t{token}\t{role}\tsite={moderator.site_id or '*'}")
+            elif args.action == "role":
+                site = find_site(session, args.site) if args.site else None
+                if args.site and site is None:
+                    raise ModeratorError(f"no site {args.site!r} (see `sites list`)")
+                set_role(session, args.username, args.role, site.id if site is not None else None)
+                print(f"{args.username} is now {args.role} of " + (site.name if site else "every site"))
             elif args.action in ("disable", "enable"):
                 set_disabled(session, args.username, args.action == "disable")
                 print(f"{args.action}d moderator {args.username}")
@@ -355,6 +416,7 @@ COMMANDS.update(
         "authors": (_authors_arguments, _authors_run),
         "keys": (_keys_arguments, _keys_run),
         "moderators": (_moderators_arguments, _moderators_run),
+        "sites": (_sites_arguments, _sites_run),
         "init-db": (lambda parser: None, _init_db_run),
         "reconcile": (lambda parser: None, _reconcile_run),
         "run": (_run_arguments, _run_run),

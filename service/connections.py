@@ -19,6 +19,7 @@ from sqlalchemy.orm import sessionmaker
 from service.db import create_schema, make_engine, make_session_factory
 from service.keys import protect_stored_keys
 from service.settings import Settings
+from service.sites import ensure_default_site
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ def connect_database(settings: Settings, create: bool = True) -> Engine:
         # Data migration, idempotent: no stored key prefix shows more of a key than it should.
         with make_session_factory(engine)() as session:
             protect_stored_keys(session)
+            ensure_default_site(session)
     return engine
 
 

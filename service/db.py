@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -75,6 +77,57 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON}
 
 
+#: The site of every key created before sites existed (``site_id`` NULL on keys and comments).
+DEFAULT_SITE = "default"
+#: Moderator roles: moderators decide comments; admins also edit a site's rules and thresholds.
+ROLE_MODERATOR = "moderator"
+ROLE_ADMIN = "admin"
+ROLES = (ROLE_MODERATOR, ROLE_ADMIN)
+
+
+class Site(Base):
+    """One publication the service moderates: its own rules and thresholds (``service.sites``)."""
+
+    __tablename__ = "sites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    #: Overrides of the service-wide defaults: thresholds and rule options (``service.sites``).
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Bumped by every change of its rules or settings, so processes know when to recompile them.
+    rules_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SiteRule(Base):
+    """One entry of a site's rule lists: a banned word, a trusted domain, a banned e-mail, ..."""
+
+    __tablename__ = "site_rules"
+    __table_args__ = (UniqueConstraint("site_id", "kind", "value", name="uq_site_rules_entry"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    #: One of ``service.rules.RULE_KINDS``.
+    kind: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class SiteAudit(Base):
+    """Every change of a site's rules or thresholds: who, when, what before and what after."""
+
+    __tablename__ = "site_audit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    before: Mapped[Any | None] = mapped_column(JSON)
+    after: Mapped[Any | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiKey(Base):
     """A CMS's credential. Only the SHA-256 of the key is stored; keys are long random strings."""
 
@@ -92,6 +145,8 @@ class ApiKey(Base):
     rate_limit: Mapped[str | None] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+    #: The site whose comments this key posts; None = the default site.
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes.split(",")
@@ -147,6 +202,12 @@ class Comment(Base):
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: The site it was posted to (its key's site when it arrived); None = the default site.
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    #: The language detected in the text (ISO 639-1), or None when the detector was not confident.
+    detected_language: Mapped[str | None] = mapped_column(String(8))
+    #: The site rules that fired: [{"rule", "entry", "match", "span"}] (``service.rules``).
+    rule_hits: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class StatusChange(Base):
@@ -209,6 +270,14 @@ class Moderator(Base):
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    #: The one site this moderator works on; None = every site (as before sites existed).
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"))
+    #: ``ROLE_MODERATOR`` or ``ROLE_ADMIN``; None (accounts made before roles) = a moderator.
+    role: Mapped[str | None] = mapped_column(String(16))
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ROLE_ADMIN
 
 
 class ModeratorSession(Base):
@@ -336,6 +405,43 @@ def create_schema(engine: Engine) -> None:
 
         Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
     Base.metadata.create_all(engine)
+    add_missing_columns(engine)
+
+
+def add_missing_columns(engine: Engine) -> list[str]:
+    """``ALTER TABLE ... ADD COLUMN`` for each nullable column a table created by an older version lacks.
+
+    ``create_all`` creates missing tables but never changes existing ones, so a column added to an
+    existing table (``comments.site_id``, say) would be missing from every database made before it.
+    Only nullable columns without server defaults are added this way (both SQLite and PostgreSQL
+    add those in place, without rewriting the table); anything else needs a real migration, and
+    raises here rather than half-working. Returns the ``table.column`` names added.
+    """
+    added: list[str] = []
+    existing_tables = set(inspect(engine).get_table_names())
+    with engine.begin() as connection:
+        inspector = inspect(connection)
+        for table in Base.metadata.sorted_tables:
+            if table.name not in existing_tables:
+                continue
+            present = {column["name"] for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in present:
+                    continue
+                if not column.nullable or column.primary_key:
+                    raise RuntimeError(f"cannot add the required column {table.name}.{column.name} in place")
+                connection.exec_driver_sql(_add_column_statement(engine, table, column))
+                added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def _add_column_statement(engine: Engine, table: Table, column: Column) -> str:
+    preparer = engine.dialect.identifier_preparer
+    column_type = column.type.compile(dialect=engine.dialect)
+    # Foreign keys are left out: SQLite cannot add one in place; the ORM keeps the reference.
+    return (
+        f"ALTER TABLE {preparer.format_table(table)} ADD COLUMN {preparer.quote(column.name)} {column_type}"
+    )
 
 
 class RowInserter:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -93,6 +94,7 @@ def decide(
     *,
     expected_status: str | None = None,
     api_key_id: int | None = None,
+    scope: Any = None,
 ) -> list[Outcome]:
     """Apply ``decision`` to each comment, in one transaction, then notify the CMS.
 
@@ -108,6 +110,8 @@ def decide(
         query = select(Comment).where(Comment.id.in_(ids))
         if api_key_id is not None:
             query = query.where(Comment.api_key_id == api_key_id)
+        if scope is not None:  # a site moderator decides only their site's comments
+            query = query.where(scope)
         found = {comment.id: comment for comment in session.scalars(query)}
         for comment_id in ids:
             comment = found.get(comment_id)
@@ -236,6 +240,7 @@ def reject_author_pending(
     actor: str,
     decision: str = SPAM,
     api_key_id: int | None = None,
+    scope: Any = None,
 ) -> list[Outcome]:
     """Reject (as spam, or as abusive) every comment by this comment's author that awaits a verdict."""
     if decision not in (SPAM, ABUSIVE):
@@ -245,4 +250,4 @@ def reject_author_pending(
         if comment is None or (api_key_id is not None and comment.api_key_id != api_key_id):
             return [Outcome(comment_id, decision, None, False, "not_found")]
         ids = pending_from_author(session, comment, api_key_id)
-    return decide(runtime, ids, decision, actor, api_key_id=api_key_id)
+    return decide(runtime, ids, decision, actor, api_key_id=api_key_id, scope=scope)

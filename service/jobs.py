@@ -22,13 +22,18 @@ import redis
 from rq import get_current_job
 from rq.job import Job
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from classifier.comment import Comment as ClassifierComment
+from classifier.text import Normalized
 from service import queueing, webhooks
 from service.db import PENDING, ApiKey, Comment, WebhookDelivery, utcnow
 from service.keys import server_secret, webhook_secret
-from service.policy import HELD, UNSCORED, apply_policy, uncertainty
+from service.languages import detect_language
+from service.policy import HELD, UNSCORED, Verdict, apply_policy, uncertainty
+from service.rules import CommentFacts
 from service.runtime import Runtime, process_runtime
+from service.sites import SiteConfig, author_history
 from service.store import (
     WEBHOOK_VISIBILITY,
     StatusUpdate,
@@ -89,17 +94,20 @@ def _remember_claim(job: Job | None, comment_ids: list[str]) -> None:
 
 def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
     """Score the still-pending comments among ``comment_ids`` with one model call; record verdicts."""
-    settings = runtime.settings
     with runtime.session() as session:
         comments = pending_comments(session, comment_ids)
         if not comments:
             return 0
+        runtime.sites.refresh(session)
         batch = runtime.models.score([to_classifier_comment(c) for c in comments])
         changes = []
         for index, comment in enumerate(comments):
             score = batch.scores[index] if batch.scores is not None else None
             values = score.values if score is not None else None
-            verdict = apply_policy(values, comment.text, settings.thresholds)
+            site = runtime.sites.get(comment.site_id)
+            language = detect_language(comment.text)
+            normalized = score.normalized if score is not None else None
+            verdict = site_verdict(session, site, comment, values, language, normalized)
             change = change_status(
                 session,
                 comment,
@@ -112,7 +120,9 @@ def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
                     if score is not None
                     else None,
                     model_version=batch.model_version if score is not None else None,
-                    uncertainty=uncertainty(values, settings.thresholds),
+                    uncertainty=uncertainty(values, site.thresholds),
+                    rule_hits=[hit.to_dict() for hit in verdict.hits],
+                    language=language,
                 ),
                 expected_status=PENDING,
             )
@@ -122,6 +132,42 @@ def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
         session.commit()
     after_commit(runtime, changes)
     return len(changes)
+
+
+def site_verdict(
+    session: Session,
+    site: SiteConfig,
+    comment: Comment,
+    scores: dict[str, float] | None,
+    language: str | None,
+    normalized: Normalized | None = None,
+) -> Verdict:
+    """The policy's verdict with the comment's site rules and thresholds."""
+    facts = CommentFacts(
+        text=comment.text,
+        email=comment.author_email or "",
+        ip=comment.author_ip,
+        language=language,
+        history=author_history(session, site, comment.author_email or ""),
+        # The text the model normalised, reused for the word lists (normalising is most of their cost).
+        normalized=normalized,
+    )
+    return apply_policy(scores, comment.text, site.thresholds, site.rules.evaluate(facts))
+
+
+def preview_verdict(
+    runtime: Runtime, site_id: int | None, comment: Comment
+) -> tuple[Verdict, dict[str, Any]]:
+    """What ``comment`` (unsaved) would get on the site now: the "try it" box. Nothing is stored."""
+    with runtime.session() as session:
+        runtime.sites.refresh(session)
+        site = runtime.sites.get(site_id)
+        batch = runtime.models.score_synchronously([to_classifier_comment(comment)])
+        score = batch.scores[0] if batch.scores else None
+        values = score.values if score is not None else None
+        language = detect_language(comment.text)
+        verdict = site_verdict(session, site, comment, values, language)
+    return verdict, {"scores": values or {}, "language": language, "model_version": batch.model_version}
 
 
 def _log_verdict(

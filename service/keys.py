@@ -165,6 +165,7 @@ def create_api_key(
     rate_limit: str | None = None,
     secret: str | None = None,
     sealing_key: str | None = None,
+    site_id: int | None = None,
 ) -> NewKey:
     """Create and commit a key. ``secret`` may be given (e.g. a fixed development key).
 
@@ -190,6 +191,7 @@ def create_api_key(
         webhook_url=webhook_url,
         webhook_secret=DERIVED_WEBHOOK_MARK + salt if salt else None,
         rate_limit=rate_limit,
+        site_id=site_id,
     )
     session.add(api_key)
     session.commit()

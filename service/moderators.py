@@ -27,7 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from service.db import Moderator, ModeratorSession, utcnow
+from service.db import ROLE_MODERATOR, ROLES, Moderator, ModeratorSession, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -143,8 +143,12 @@ def find_moderator(session: Session, username: str) -> Moderator | None:
     return session.scalars(select(Moderator).where(Moderator.username == username)).first()
 
 
-def create_moderator(session: Session, username: str, password: str) -> Moderator:
-    """Create and commit an account."""
+def create_moderator(
+    session: Session, username: str, password: str, site_id: int | None = None, role: str = ROLE_MODERATOR
+) -> Moderator:
+    """Create and commit an account (of one site, or of every site when ``site_id`` is None)."""
+    if role not in ROLES:
+        raise ModeratorError(f"roles are {', '.join(ROLES)}")
     username = username.strip()
     if not username or len(username) > 100 or not username.isprintable() or " " in username:
         raise ModeratorError("usernames are 1 to 100 printable characters without spaces")
@@ -152,7 +156,9 @@ def create_moderator(session: Session, username: str, password: str) -> Moderato
         raise ModeratorError(f"passwords need at least {MIN_PASSWORD_LENGTH} characters")
     if find_moderator(session, username) is not None:
         raise ModeratorError(f"moderator {username!r} exists already")
-    moderator = Moderator(username=username, password_hash=hash_password(password))
+    moderator = Moderator(
+        username=username, password_hash=hash_password(password), site_id=site_id, role=role
+    )
     session.add(moderator)
     session.commit()
     return moderator
@@ -221,6 +227,19 @@ def close_session(session: Session, session_id: str | None) -> None:
 def end_all_sessions(session: Session, moderator: Moderator) -> None:
     """End every session of ``moderator`` (the caller commits)."""
     session.execute(delete(ModeratorSession).where(ModeratorSession.moderator_id == moderator.id))
+
+
+def set_role(session: Session, username: str, role: str, site_id: int | None) -> Moderator:
+    """Change a moderator's role and site (None: every site)."""
+    if role not in ROLES:
+        raise ModeratorError(f"roles are {', '.join(ROLES)}")
+    moderator = find_moderator(session, username)
+    if moderator is None:
+        raise ModeratorError(f"no moderator {username!r}")
+    moderator.role = role
+    moderator.site_id = site_id
+    session.commit()
+    return moderator
 
 
 def issue_token(session: Session, username: str) -> str:

@@ -22,6 +22,7 @@ from service.db import make_engine, make_session_factory
 from service.keys import ApiKeyCache
 from service.scoring import ModelHolder
 from service.settings import Settings
+from service.sites import SiteCache
 
 
 @dataclass
@@ -33,11 +34,14 @@ class Runtime:
     models: ModelHolder
     pid: int = field(default_factory=os.getpid)
     api_keys: ApiKeyCache = field(init=False)
+    #: Each site's compiled rules and thresholds, refreshed once per scoring batch.
+    sites: SiteCache = field(init=False)
     _autocommit_engine: Engine = field(init=False, repr=False)
     _per_thread: threading.local = field(init=False, repr=False, default_factory=threading.local)
 
     def __post_init__(self) -> None:
         self.api_keys = ApiKeyCache(self.session)
+        self.sites = SiteCache(self.settings.thresholds)
         self._autocommit_engine = make_engine(self.settings.effective_database_url, autocommit=True)
 
     @classmethod

@@ -52,6 +52,9 @@ class StatusUpdate:
     explanations: Sequence[Mapping[str, Any]] | None = None
     model_version: str | None = None
     uncertainty: float | None = None
+    #: The site rules that fired (``RuleHit.to_dict()``), and the detected language: set with scores.
+    rule_hits: Sequence[Mapping[str, Any]] | None = None
+    language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +94,7 @@ def create_comment(
             return existing, False
     engine = autocommit_engine or cast(Engine, session.get_bind())  # sessions here are bound to an Engine
     try:
-        return insert_comment(engine, api_key.id, fields), True
+        return insert_comment(engine, api_key.id, fields, api_key.site_id), True
     except IntegrityError:
         # Two requests with the same external_id raced; the other one won. Return its comment.
         if external_id is not None:
@@ -131,6 +134,7 @@ def create_decided_comment(
         decided_at=now,
         decided_by=decided.actor,
         updated_at=now,
+        **({"site_id": api_key.site_id} if api_key.site_id is not None else {}),
         **_comment_columns(fields),
     )
     session.add(comment)
@@ -160,7 +164,9 @@ def create_decided_comment(
     return comment, Change(comment, delivery)
 
 
-def insert_comment(engine: Engine, api_key_id: int, fields: Mapping[str, Any]) -> NewComment:
+def insert_comment(
+    engine: Engine, api_key_id: int, fields: Mapping[str, Any], site_id: int | None = None
+) -> NewComment:
     """INSERT a new pending comment and return it once it is committed (no duplicate check).
 
     The row is written by one INSERT through :class:`~service.db.RowInserter`, on an autocommit
@@ -180,6 +186,7 @@ def insert_comment(engine: Engine, api_key_id: int, fields: Mapping[str, Any]) -
         "enqueued_at": now,
         "status": PENDING,
         "updated_at": now,
+        **({"site_id": site_id} if site_id is not None else {}),
         **_comment_columns(fields),
     }
     _insert_comment_row(engine, values)
@@ -271,7 +278,13 @@ def _status_update(*columns: str) -> Any:
 _STATUS_COLUMNS = ("status", "reason", "decided_at", "decided_by", "updated_at")
 _SET_STATUS = _status_update(*_STATUS_COLUMNS)
 _SET_STATUS_AND_SCORES = _status_update(
-    *_STATUS_COLUMNS, "scores", "explanations", "model_version", "uncertainty"
+    *_STATUS_COLUMNS,
+    "scores",
+    "explanations",
+    "model_version",
+    "uncertainty",
+    "rule_hits",
+    "detected_language",
 )
 
 
@@ -304,8 +317,10 @@ def change_status(
         "updated_at": now,
     }
     statement = _SET_STATUS
-    if update_to.scores is not None:
-        values["scores"] = dict(update_to.scores)
+    if update_to.scores is not None or update_to.rule_hits is not None:
+        values["scores"] = dict(update_to.scores) if update_to.scores is not None else None
+        values["rule_hits"] = list(update_to.rule_hits or [])
+        values["detected_language"] = update_to.language
         values["explanations"] = list(update_to.explanations or [])
         values["model_version"] = update_to.model_version
         values["uncertainty"] = update_to.uncertainty
@@ -373,6 +388,8 @@ def comment_summary(comment: Comment) -> dict[str, Any]:
         "reason": comment.reason,
         "scores": comment.scores or {},
         "reasons": comment.explanations or [],
+        "rules": comment.rule_hits or [],
+        "language": comment.detected_language,
         "model_version": comment.model_version,
         "received_at": _iso(comment.received_at),
         "decided_at": _iso(comment.decided_at),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from classifier.text import URL_TOKEN, normalize, normalize_text
@@ -78,3 +80,18 @@ def test_offsets_map_back_to_the_original_text() -> None:
 @pytest.mark.parametrize("word", ["150p", "1st", "10am", "txt80082", "0800free", "2nite"])
 def test_numbers_with_units_are_not_leetspeak(word: str) -> None:
     assert normalize_text(word) == word
+
+
+def test_spans_found_through_the_pieces_match_the_expanded_lists():
+    rng = random.Random(5)
+    alphabet = list("abc 1!@") + ["&amp;", "<b>", "http://x.com/a ", "ﬁ", "ｆ", "\u200b", "é", "ааа"]
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+        lazy, expanded = normalize(text), normalize(text)
+        if not lazy.text:
+            continue
+        expanded.begins  # noqa: B018 - forces the per-character lists
+        for _ in range(5):
+            begin = rng.randrange(len(lazy.text))
+            end = rng.randint(begin + 1, len(lazy.text))
+            assert lazy.span(begin, end) == expanded.span(begin, end), (text, begin, end)

@@ -45,7 +45,10 @@ def post_comment() -> tuple[Response, int, dict[str, str]]:
     comment: Comment | NewComment
     if fields.get("external_id") is None:
         # Nothing to deduplicate: no session, one INSERT.
-        comment, created = insert_comment(runtime.autocommit_engine, api_key.id, fields), True
+        comment, created = (
+            insert_comment(runtime.autocommit_engine, api_key.id, fields, api_key.site_id),
+            True,
+        )
     else:
         with runtime.session() as session:
             comment, created = create_comment(session, api_key, fields, runtime.autocommit_engine)

@@ -16,7 +16,7 @@ from service.web import api, body_limit, health
 from service.web.compat import akismet, coral, perspective, ratelimit
 from service.web.context import RUNTIME_EXTENSION
 from service.web.error_handlers import register_error_handlers
-from service.web.moderation import json_api, pages
+from service.web.moderation import json_api, pages, site_api
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
@@ -46,7 +46,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if settings.trusted_proxies:  # the client address (failed-key limits) from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     _set_up_compat_endpoints(app, runtime)
-    for blueprint in (health.bp, api.bp, pages.bp, json_api.bp, perspective.bp, akismet.bp, coral.bp):
+    for blueprint in (
+        health.bp,
+        api.bp,
+        pages.bp,
+        json_api.bp,
+        site_api.bp,
+        perspective.bp,
+        akismet.bp,
+        coral.bp,
+    ):
         app.register_blueprint(blueprint)
     app.after_request(_security_headers)
     if entry_point:

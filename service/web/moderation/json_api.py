@@ -20,6 +20,7 @@ from service.errors import Conflict, Forbidden, InvalidComment, NotFound, Unauth
 from service.keys import server_secret
 from service.moderators import find_by_token
 from service.privacy import erase_author
+from service.sites import moderator_scope
 from service.store import comment_summary
 from service.web.auth import (
     BEARER_CHALLENGE,
@@ -44,6 +45,8 @@ class Principal:
     actor: str
     #: Set for a CMS API key: it sees only its own comments.
     api_key_id: int | None
+    #: Set for a site moderator: the WHERE clause of their site's comments.
+    scope: Any = None
 
 
 def require_moderation_access(view: F) -> F:
@@ -66,8 +69,8 @@ def require_moderation_access(view: F) -> F:
 def _principal(token: str) -> Principal:
     with current_runtime().session() as session:
         moderator = find_by_token(session, token)
-    if moderator is not None:
-        return Principal(f"moderator:{moderator.username}", None)
+        if moderator is not None:
+            return Principal(f"moderator:{moderator.username}", None, moderator_scope(session, moderator))
     try:
         api_key = authenticate_api_key(token, "moderate")
     except MissingScope:
@@ -110,11 +113,16 @@ def get_queue(name: str) -> Response:
     with current_runtime().session() as session:
         try:
             page = list_queue(
-                session, name, criteria, request.args.get("cursor") or None, principal.api_key_id
+                session,
+                name,
+                criteria,
+                request.args.get("cursor") or None,
+                principal.api_key_id,
+                scope=principal.scope,
             )
         except ValueError as error:
             raise InvalidComment("Bad cursor.", {"cursor": str(error)}) from None
-        counts = queue_counts(session, principal.api_key_id)
+        counts = queue_counts(session, principal.api_key_id, scope=principal.scope)
         body = {
             "queue": name,
             "count": counts[name],
@@ -163,6 +171,7 @@ def post_decision(comment_id: str) -> tuple[Response, int]:
         principal.actor,
         expected_status=expected,
         api_key_id=principal.api_key_id,
+        scope=principal.scope,
     )
     if outcome.error == "not_found":
         raise NotFound("No such comment.")

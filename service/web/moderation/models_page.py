@@ -24,6 +24,7 @@ from classifier.registry import Registry
 from service.db import ModelVersion
 from service.errors import NotFound
 from service.retraining import reports_dir
+from service.sites import moderator_scope
 from service.web.context import current_runtime
 from service.web.moderation.queries import QUEUES, queue_counts
 from service.web.moderation.session import current_moderator
@@ -280,7 +281,7 @@ def listed_reports(directory: Path) -> list[Path]:
 
 def _nav() -> dict[str, Any]:
     with current_runtime().session() as db:
-        counts = queue_counts(db)
+        counts = queue_counts(db, scope=moderator_scope(db, current_moderator()))
     return {"queues": QUEUES, "counts": counts, "moderator": current_moderator(), "models_page": True}
 
 

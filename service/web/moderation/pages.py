@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy import select
 
 from service.db import Comment, utcnow
 from service.decisions import ALL_DECISIONS, reject_author_pending
@@ -19,8 +20,9 @@ from service.decisions import decide as apply_decision
 from service.errors import InvalidComment, NotFound
 from service.keys import server_secret
 from service.moderators import LoginGuard, authenticate
+from service.sites import moderator_scope
 from service.web.context import current_runtime
-from service.web.moderation import models_page
+from service.web.moderation import models_page, site_page
 from service.web.moderation.charts import CHART_COLOURS, chart_rects
 from service.web.moderation.presenters import REASON_TITLES, age, comment_views, reason_title
 from service.web.moderation.queries import (
@@ -133,12 +135,13 @@ def queue_page(name: str = "held") -> str:
     runtime = current_runtime()
     with runtime.session() as db:
         try:
-            page = list_queue(db, name, criteria, cursor)
+            scope = moderator_scope(db, current_moderator())
+            page = list_queue(db, name, criteria, cursor, scope=scope)
         except ValueError:
             errors["cursor"] = "that page link is no longer valid; showing the first page"
             cursor = None
-            page = list_queue(db, name, criteria)
-        counts = queue_counts(db)
+            page = list_queue(db, name, criteria, scope=scope)
+        counts = queue_counts(db, scope=scope)
         views = comment_views(db, page.comments, runtime.settings.thresholds, server_secret(runtime.settings))
     return render_template(
         "moderation/queue.html",
@@ -162,14 +165,16 @@ def queue_page(name: str = "held") -> str:
 @bp.get("/moderate/counts")
 def counts() -> Response:
     with current_runtime().session() as db:
-        return jsonify(queue_counts(db))
+        return jsonify(queue_counts(db, scope=moderator_scope(db, current_moderator())))
 
 
 @bp.get("/moderate/comments/<comment_id>/contact")
 def contact(comment_id: str) -> Response:
     """The unmasked e-mail, URL and IP, fetched only when the moderator asks (and logged)."""
     with current_runtime().session() as db:
-        comment = db.get(Comment, comment_id)
+        scope = moderator_scope(db, current_moderator())
+        query = select(Comment).where(Comment.id == comment_id)
+        comment = db.scalars(query.where(scope) if scope is not None else query).first()
     if comment is None:
         raise NotFound("No such comment.")
     logger.info("contact revealed comment=%s moderator=%s", comment.id, current_moderator().id)
@@ -209,11 +214,13 @@ def _decision_request() -> tuple[list[str], str, bool]:
 def decisions() -> ResponseReturnValue:
     ids, decision, wants_json = _decision_request()
     runtime = current_runtime()
-    outcomes = apply_decision(runtime, ids, decision, actor())
+    with runtime.session() as db:
+        scope = moderator_scope(db, current_moderator())
+    outcomes = apply_decision(runtime, ids, decision, actor(), scope=scope)
     if not wants_json:
         return redirect(safe_next(request.form.get("next")))
     with runtime.session() as db:
-        totals = queue_counts(db)
+        totals = queue_counts(db, scope=scope)
     return jsonify({"results": [outcome.as_json() for outcome in outcomes], "counts": totals})
 
 
@@ -226,13 +233,15 @@ def reject_author(comment_id: str) -> ResponseReturnValue:
     if decision not in ("spam", "abusive"):
         raise InvalidComment("Authors are rejected as spam or as abusive.", {"decision": "spam or abusive"})
     runtime = current_runtime()
-    outcomes = reject_author_pending(runtime, comment_id, actor(), decision)
+    with runtime.session() as db:
+        scope = moderator_scope(db, current_moderator())
+    outcomes = reject_author_pending(runtime, comment_id, actor(), decision, scope=scope)
     if outcomes and outcomes[0].error == "not_found" and len(outcomes) == 1:
         raise NotFound("No such comment.")
     if not request.is_json:
         return redirect(safe_next(request.form.get("next")))
     with runtime.session() as db:
-        totals = queue_counts(db)
+        totals = queue_counts(db, scope=scope)
     return jsonify({"results": [outcome.as_json() for outcome in outcomes], "counts": totals})
 
 
@@ -243,9 +252,10 @@ def reject_author(comment_id: str) -> ResponseReturnValue:
 def overview() -> str:
     now = utcnow()
     with current_runtime().session() as db:
-        bars = hourly_counts(db, now)
-        counts = queue_counts(db)
-        oldest_held = oldest_held_at(db)
+        scope = moderator_scope(db, current_moderator())
+        bars = hourly_counts(db, now, scope=scope)
+        counts = queue_counts(db, scope=scope)
+        oldest_held = oldest_held_at(db, scope=scope)
     totals = {status: sum(bar.counts[status] for bar in bars) for status in OVERVIEW_STATUSES}
     everything = sum(totals.values())
     shares = {status: (totals[status] / everything if everything else 0.0) for status in OVERVIEW_STATUSES}
@@ -272,3 +282,13 @@ def overview() -> str:
 bp.add_url_rule("/moderate/models", view_func=models_page.models)
 bp.add_url_rule("/moderate/models/<version>", view_func=models_page.model)
 bp.add_url_rule("/moderate/reports/<name>", view_func=models_page.report)
+
+# The Site page (its own module: rule lists, thresholds, try it, audit log), on this blueprint.
+bp.add_url_rule("/moderate/site", view_func=site_page.home)
+bp.add_url_rule("/moderate/sites/<name>", view_func=site_page.site_page)
+bp.add_url_rule("/moderate/sites/<name>/rules", view_func=site_page.add_rules, methods=["POST"])
+bp.add_url_rule("/moderate/sites/<name>/rules/remove", view_func=site_page.remove_rule, methods=["POST"])
+bp.add_url_rule("/moderate/sites/<name>/settings", view_func=site_page.save_settings, methods=["POST"])
+bp.add_url_rule("/moderate/sites/<name>/import", view_func=site_page.import_rules, methods=["POST"])
+bp.add_url_rule("/moderate/sites/<name>/rules.csv", view_func=site_page.export_rules)
+bp.add_url_rule("/moderate/sites/<name>/try", view_func=site_page.try_rules, methods=["POST"])

@@ -33,6 +33,17 @@ REASON_TITLES = {
     policy.MODERATOR_APPROVED: "Approved by a moderator",
     policy.MODERATOR_SPAM: "Spam (moderator)",
     policy.MODERATOR_ABUSIVE: "Abusive (moderator)",
+    policy.BANNED_WORD: "Banned word (site rule)",
+    policy.SUSPECT_WORD: "Suspect word (site rule)",
+    policy.EMAIL_BANNED: "Banned e-mail domain",
+    policy.EMAIL_HELD: "E-mail domain held for review",
+    policy.DISPOSABLE_EMAIL: "Disposable e-mail address",
+    policy.EMAIL_ALIAS: "E-mail alias (+)",
+    policy.LINK_BLOCKED: "Blocked link domain",
+    policy.AUTHOR_BANNED: "Banned author",
+    policy.TRUSTED_AUTHOR: "Trusted author",
+    policy.RECENT_REJECTIONS: "Author mostly rejected recently",
+    policy.UNSUPPORTED_LANGUAGE: "Language the models do not know",
 }
 
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
@@ -80,6 +91,23 @@ def highlight_segments(text: str, explanations: Sequence[Mapping[str, Any]] | No
         else:
             segments.append(Segment(text[begin:end], titles))
     return segments
+
+
+def _rule_highlights(hits: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """Site rules that fired, shaped like the classifier's reasons, so their matches are highlighted too."""
+    out = []
+    for hit in hits or []:
+        if not isinstance(hit, Mapping):
+            continue
+        span = hit.get("span")
+        out.append(
+            {
+                "attribute": str(hit.get("rule", "?")),
+                "feature": str(hit.get("match", "?")),
+                "spans": [span] if isinstance(span, list) else [],
+            }
+        )
+    return out
 
 
 def _reason_title(reason: Mapping[str, Any]) -> str:
@@ -203,12 +231,13 @@ def comment_views(
         ]
         explanations = [reason for reason in comment.explanations or [] if isinstance(reason, Mapping)]
         top = sorted(explanations, key=lambda reason: -abs(float(reason.get("weight") or 0)))[:8]
+        rule_hits = _rule_highlights(comment.rule_hits)
         views.append(
             CommentView(
                 comment=comment,
-                segments=highlight_segments(comment.text, explanations),
+                segments=highlight_segments(comment.text, rule_hits + explanations),
                 scores=scores,
-                reasons=[_reason_title(reason) for reason in top],
+                reasons=[_reason_title(reason) for reason in rule_hits + top],
                 has_bidi=bool(
                     _BIDI_CONTROLS.search(comment.text) or _BIDI_CONTROLS.search(comment.author_name)
                 ),

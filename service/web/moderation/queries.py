@@ -211,11 +211,17 @@ def decode_cursor(sort: str, cursor: str) -> list[Any]:
 
 
 def filtered_query(
-    statement: Select[Any], queue: str, criteria: QueueFilter, api_key_id: int | None = None
+    statement: Select[Any],
+    queue: str,
+    criteria: QueueFilter,
+    api_key_id: int | None = None,
+    scope: Any = None,
 ) -> Select[Any]:
     condition = queue_condition(queue)
     if condition is not None:
         statement = statement.where(condition)
+    if scope is not None:  # a site moderator's site (``service.sites.moderator_scope``)
+        statement = statement.where(scope)
     if api_key_id is not None:
         statement = statement.where(Comment.api_key_id == api_key_id)
     if criteria.post:
@@ -256,12 +262,13 @@ def list_queue(
     criteria: QueueFilter,
     cursor: str | None = None,
     api_key_id: int | None = None,
+    scope: Any = None,
 ) -> QueuePage:
     """One page of a queue, by keyset pagination (fast at any depth). Raises ValueError on a bad cursor."""
     columns = _sort_columns(criteria.sort)
     # Ids first, then the rows: the sort and the keyset condition run on an index alone (see the
     # ix_comments_status_* indexes), and only one page of wide rows (text, scores) is read.
-    statement = filtered_query(select(Comment.id), queue, criteria, api_key_id)
+    statement = filtered_query(select(Comment.id), queue, criteria, api_key_id, scope)
     if cursor:
         values = decode_cursor(criteria.sort, cursor)
         bound = [literal(value, column.type) for value, column in zip(values, columns, strict=True)]
@@ -280,10 +287,12 @@ def list_queue(
     return QueuePage(rows, next_cursor)
 
 
-def queue_counts(session: Session, api_key_id: int | None = None) -> dict[str, int]:
+def queue_counts(session: Session, api_key_id: int | None = None, scope: Any = None) -> dict[str, int]:
     """How many comments each queue holds (one grouped query)."""
     is_spam = case((Comment.reason.in_(SPAM_REASONS), 1), else_=0)
     statement = select(Comment.status, is_spam, func.count()).group_by(Comment.status, is_spam)
+    if scope is not None:
+        statement = statement.where(scope)
     if api_key_id is not None:
         statement = statement.where(Comment.api_key_id == api_key_id)
     counts = dict.fromkeys((*QUEUES, PENDING), 0)
@@ -351,7 +360,9 @@ OVERVIEW_HOURS = 24
 OVERVIEW_STATUSES = (APPROVED, HELD, REJECTED, PENDING)
 
 
-def hourly_counts(session: Session, now: datetime, hours: int = OVERVIEW_HOURS) -> list[HourBar]:
+def hourly_counts(
+    session: Session, now: datetime, hours: int = OVERVIEW_HOURS, scope: Any = None
+) -> list[HourBar]:
     """Comments received per hour and status, for the last ``hours`` hours (UTC)."""
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
     if session.get_bind().dialect.name == "postgresql":
@@ -360,7 +371,7 @@ def hourly_counts(session: Session, now: datetime, hours: int = OVERVIEW_HOURS) 
         hour = func.strftime("%Y-%m-%d %H", Comment.received_at)
     rows = session.execute(
         select(hour, Comment.status, func.count())
-        .where(Comment.received_at >= start)
+        .where(Comment.received_at >= start, *([scope] if scope is not None else []))
         .group_by(hour, Comment.status)
     ).all()
     buckets = {
@@ -376,5 +387,6 @@ def hourly_counts(session: Session, now: datetime, hours: int = OVERVIEW_HOURS) 
     ]
 
 
-def oldest_held_at(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Comment.received_at)).where(Comment.status == HELD))
+def oldest_held_at(session: Session, scope: Any = None) -> datetime | None:
+    statement = select(func.min(Comment.received_at)).where(Comment.status == HELD)
+    return session.scalar(statement.where(scope) if scope is not None else statement)
