@@ -8,7 +8,7 @@ from sqlalchemy import MetaData, Table, inspect, text
 
 from service import cli
 from service.db import APPROVED, HELD, REJECTED, Comment, Moderator, Site, add_missing_columns, make_engine
-from service.keys import SCOPES, create_api_key
+from service.keys import SCOPES, create_api_key, server_secret
 from service.moderators import create_moderator, issue_token
 from service.rules import AUTHOR_IP, BANNED, EMAIL_BAN, LINK_BLOCKED_KIND, LINK_TRUSTED, SUSPECT
 from service.sites import add_entries, create_site, ensure_default_site, find_site, update_settings
@@ -20,7 +20,14 @@ ENGLISH = "The council should publish the full budget before the vote next week.
 def site_key(runtime, name: str = "gazette", webhook_url: str | None = None) -> Key:
     with runtime.session() as session:
         site = find_site(session, name) or create_site(session, name)
-        new = create_api_key(session, f"{name}-cms", SCOPES, webhook_url=webhook_url, site_id=site.id)
+        new = create_api_key(
+            session,
+            f"{name}-cms",
+            SCOPES,
+            webhook_url=webhook_url,
+            sealing_key=server_secret(runtime.settings),
+            site_id=site.id,
+        )
     return Key(new.secret, new.api_key.id, new.webhook_secret)
 
 
