@@ -41,7 +41,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # answers keep their documented order
     app.session_interface = _CookieOnlyWhenPresent()
     app.extensions[RUNTIME_EXTENSION] = runtime
-    register_error_handlers(app)
+    register_error_handlers(
+        app,
+        {
+            f"{perspective.bp.url_prefix}/": perspective.http_error,
+            "/1.1/": akismet.http_error,
+            "/1.2/": akismet.http_error,
+        },
+    )
     body_limit.install(app, settings.max_body_bytes)
     if settings.trusted_proxies:  # the client address (failed-key limits) from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]

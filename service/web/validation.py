@@ -224,7 +224,11 @@ class CommentIn(BaseModel):
     def _meta_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return None
-        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        try:
+            # NaN and Infinity are not JSON: stored, they would break every strict reader of the row.
+            encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            raise ValueError("must not hold NaN or Infinity (not standard JSON)") from None
         if _SURROGATE.search(encoded) or "\\u0000" in encoded or "\x00" in encoded:
             raise ValueError("contains invalid Unicode (a lone surrogate or NUL)")
         if len(encoded.encode("utf-8")) > MAX_META_BYTES:

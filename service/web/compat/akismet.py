@@ -28,6 +28,7 @@ from service.policy import AKISMET_TEST, apply_policy
 from service.web.auth import KeyRejected, MissingKey, MissingScope, TooManyFailedKeys, authenticate_api_key
 from service.web.compat import ratelimit
 from service.web.context import current_runtime
+from service.web.error_handlers import http_error_headers
 from service.web.validation import MAX_TEXT_CHARS, contains_lone_surrogate
 
 logger = logging.getLogger(__name__)
@@ -81,8 +82,10 @@ def _rate_limited(error: ratelimit.RateLimited) -> Response:
 
 
 @bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response:
-    return _akismet_error(AkismetError("invalid", error.description or error.name, error.code or 400))
+def http_error(error: HTTPException) -> Response:
+    """Any HTTP error in Akismet's shape; also the app's answer to a 404 or 405 under ``/1.1/``."""
+    help_text = error.description or error.name
+    return _akismet_error(AkismetError("invalid", help_text, error.code or 400, http_error_headers(error)))
 
 
 @bp.errorhandler(Exception)

@@ -24,6 +24,7 @@ from service.labels import DECISION_LABELS, record_label
 from service.web.auth import InvalidKey, MissingKey, MissingScope, TooManyFailedKeys, authenticate_api_key
 from service.web.compat import ratelimit
 from service.web.context import current_runtime
+from service.web.error_handlers import http_error_headers
 from service.web.validation import contains_lone_surrogate
 
 logger = logging.getLogger(__name__)
@@ -121,11 +122,13 @@ def _rate_limited(error: ratelimit.RateLimited) -> tuple[Response, int, dict[str
 
 
 @bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:
+def http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:
+    """Any HTTP error in Google's shape; also the app's answer to a 404 or 405 under ``/v1alpha1/``."""
     if isinstance(error, RequestEntityTooLarge):
         return _perspective_error(PerspectiveError(400, "Comment text too long.", "COMMENT_TOO_LONG"))
     code = error.code if error.code in _STATUS_NAMES else 400
-    return _perspective_error(PerspectiveError(code, error.description or error.name))
+    message = error.description or error.name
+    return _perspective_error(PerspectiveError(code, message, headers=http_error_headers(error)))
 
 
 @bp.errorhandler(Exception)
@@ -173,6 +176,11 @@ def _authenticate(scope: str) -> ApiKey:
 
 
 def _json_body() -> dict[str, Any]:
+    # Google's front end reads only JSON bodies (any charset parameter is fine) and says so in a 400.
+    if request.mimetype != "application/json":
+        raise invalid_request(
+            "Invalid JSON payload received: send the body with 'Content-Type: application/json'."
+        )
     raw = request.get_data(cache=False)
     try:
         body = json.loads(raw or b"null")

@@ -1,0 +1,118 @@
+"""The answers the contract promises (issue #12, finding 10): ``Allow`` on every 405, each protocol's own
+error shape for URLs and methods it does not have, JSON-only Perspective bodies, and no NaN stored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+GOOGLE_STATUS = {404: "NOT_FOUND", 405: "INVALID_ARGUMENT"}
+
+
+def allowed(response) -> set[str]:  # noqa: ANN001
+    return {method.strip() for method in response.headers.get("Allow", "").split(",") if method.strip()}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("delete", "/v1/comments", {"POST"}),
+        ("put", "/v1/comments/abc", {"GET"}),
+        ("get", "/v1/comments/abc/decision", {"POST"}),
+        ("delete", "/v1/queues/held", {"GET"}),
+        ("post", "/healthz", {"GET"}),
+        ("get", "/v1alpha1/comments:analyze", {"POST"}),
+        ("put", "/v1alpha1/comments:suggestscore", {"POST"}),
+        ("get", "/1.1/comment-check", {"POST"}),
+        ("delete", "/1.1/verify-key", {"POST"}),
+    ],
+)
+def test_every_405_says_which_methods_the_url_has(client, method, path, expected):  # noqa: ANN001
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert expected <= allowed(response) <= expected | {"HEAD", "OPTIONS"}
+
+
+def test_v1_404_and_405_keep_the_generic_shape(client):  # noqa: ANN001
+    for response, code in ((client.get("/v1/nowhere"), "not_found"), (client.delete("/v1/comments"), None)):
+        error = response.get_json()["error"]
+        assert set(error) >= {"code", "message"}
+        assert code is None or error["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("post", "/v1alpha1/comments:nonsense", 404),
+        ("get", "/v1alpha1/nowhere/at/all", 404),
+        ("get", "/v1alpha1/comments:analyze", 405),
+        ("delete", "/v1alpha1/comments:suggestscore", 405),
+    ],
+)
+def test_perspective_urls_answer_unknown_paths_and_methods_in_googles_shape(client, method, path, status):  # noqa: ANN001
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    assert response.is_json
+    error = response.get_json()["error"]
+    assert error["code"] == status
+    assert error["status"] == GOOGLE_STATUS[status]
+    assert isinstance(error["message"], str) and error["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("post", "/1.1/nonsense", 404),
+        ("get", "/1.2/nowhere", 404),
+        ("get", "/1.1/comment-check", 405),
+        ("put", "/1.1/submit-spam", 405),
+    ],
+)
+def test_akismet_urls_answer_unknown_paths_and_methods_in_akismets_shape(client, method, path, status):  # noqa: ANN001
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    assert response.mimetype == "text/plain"
+    assert response.get_data(as_text=True) == "invalid"
+    assert response.headers["X-akismet-debug-help"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None]
+)
+@pytest.mark.parametrize("path", ["/v1alpha1/comments:analyze", "/v1alpha1/comments:suggestscore"])
+def test_perspective_refuses_a_body_that_is_not_sent_as_json(client, api_key, path, content_type):  # noqa: ANN001
+    body = {"comment": {"text": "hello there"}, "requestedAttributes": {"TOXICITY": {}}}
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post(path, data=json.dumps(body), query_string={"key": api_key.secret}, headers=headers)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert "Content-Type" in error["message"]
+
+
+def test_perspective_accepts_json_with_a_charset(client, api_key):  # noqa: ANN001
+    body = {"comment": {"text": "hello there"}, "requestedAttributes": {"TOXICITY": {}}}
+    response = client.post(
+        "/v1alpha1/comments:analyze",
+        data=json.dumps(body),
+        query_string={"key": api_key.secret},
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "TOXICITY" in response.get_json()["attributeScores"]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_nan_in_meta_is_refused_naming_the_field(client, api_key, number):  # noqa: ANN001
+    raw = (
+        '{"name": "Ann", "email": "ann@example.com", "text": "Nice post.", '
+        f'"meta": {{"score": {number}, "nested": [1, 2]}}}}'
+    )
+    response = client.post(
+        "/v1/comments", data=raw, headers={**api_key.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.get_data(as_text=True)
+    fields = response.get_json()["error"]["fields"]
+    assert "meta" in fields
+    assert "NaN" in fields["meta"]
