@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import select
+
+from service.db import Label
 
 GOOGLE_STATUS = {404: "NOT_FOUND", 405: "INVALID_ARGUMENT"}
 
@@ -116,3 +119,25 @@ def test_nan_in_meta_is_refused_naming_the_field(client, api_key, number):  # no
     fields = response.get_json()["error"]["fields"]
     assert "meta" in fields
     assert "NaN" in fields["meta"]
+
+
+def test_a_nul_in_a_suggested_or_submitted_text_is_stored_without_it(client, api_key, runtime):  # noqa: ANN001
+    body = {
+        "comment": {"text": "bad\x00 words"},
+        "attributeScores": {"TOXICITY": {"summaryScore": {"value": 1}}},
+    }
+    response = client.post(
+        "/v1alpha1/comments:suggestscore",
+        data=json.dumps(body),
+        query_string={"key": api_key.secret},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    form = {"api_key": api_key.secret, "comment_content": "buy\x00 now", "comment_author": "A\x00nn"}
+    response = client.post("/1.1/submit-spam", data=form)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    with runtime.session() as session:
+        texts = {label.text for label in session.scalars(select(Label))}
+        authors = {label.author_name for label in session.scalars(select(Label))}
+    assert texts == {"bad words", "buy now"}
+    assert "Ann" in authors

@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from service.logs import configure_logging
 from service.runtime import Runtime
 from service.settings import Settings
-from service.web import api, body_limit, health
+from service.web import api, body_limit, health, openapi
 from service.web.compat import akismet, perspective, ratelimit
 from service.web.context import RUNTIME_EXTENSION
 from service.web.error_handlers import register_error_handlers
@@ -55,6 +55,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     _set_up_compat_endpoints(app, runtime)
     for blueprint in (health.bp, api.bp, pages.bp, json_api.bp, perspective.bp, akismet.bp):
         app.register_blueprint(blueprint)
+    openapi.register(
+        app,
+        (
+            health.openapi_part,
+            api.openapi_part,
+            json_api.openapi_part,
+            perspective.openapi_part,
+            akismet.openapi_part,
+        ),
+    )
     app.after_request(_security_headers)
     if entry_point:
         _freeze_start_up_objects()
