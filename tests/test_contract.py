@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema_rs
 import pytest
 from sqlalchemy import select
 
@@ -141,3 +142,58 @@ def test_a_nul_in_a_suggested_or_submitted_text_is_stored_without_it(client, api
         authors = {label.author_name for label in session.scalars(select(Label))}
     assert texts == {"bad words", "buy now"}
     assert "Ann" in authors
+
+
+GOOD = {"name": "Ada", "email": "ada@example.com", "text": "A fine comment."}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"email": "0"},  # the example: schema-valid, refused
+        {"email": "ada@example.test"},
+        {"email": "a--b@example.com"},
+        {"email": "ada@ex--ample.com"},
+        {"email": "x" * 65 + "@example.com"},
+        {"text": "\u200b\u0301 "},
+        {"text": "😂"},
+        {"name": " \x00\t"},
+        {"name": "x" * 200},
+        {"name": "x" * 199 + "  "},
+        {"author_ip": ""},
+        {"author_ip": "2001:db8::1"},
+        {"author_ip": "1.2.3"},
+        {"permalink": ""},
+        {"permalink": "ftp://news.example/a"},
+        {"created_at": "0"},
+        {"created_at": "1700000000"},
+        {"created_at": "2026-11-28T10:00:00Z"},
+        {"created_at": "2026-11-28T10:00:00"},
+        {"created_at": "2026-02-30T10:00:00"},
+        {"created_at": "2026-11-28T10:00:60Z"},
+        {"created_at": "0001-01-01T00:00:00+14:00"},
+        {"meta": {"a": "\x00"}},
+        {"meta": {"a": [1, {"b": "c", "d": None}]}},
+        {"language": "pt-BR"},
+        {"language": "english!"},
+        {"external_id": 12},
+        {"external_id": " "},
+    ],
+)
+def test_the_document_and_the_validator_agree(client, api_key, change):  # noqa: ANN001
+    document = client.get("/openapi.json").get_json()
+    validator = jsonschema_rs.validator_for(
+        {"$ref": "#/components/schemas/CommentIn", "components": document["components"]},
+        validate_formats=True,
+    )
+    body = {**GOOD, **change}
+    response = client.post("/v1/comments", json=body, headers=api_key.headers)
+    assert response.status_code in (202, 422), response.get_data(as_text=True)
+    assert validator.is_valid(body) == (response.status_code == 202), response.get_data(as_text=True)
+
+
+def test_wait_has_the_configured_maximum(client, runtime):  # noqa: ANN001
+    document = client.get("/openapi.json").get_json()
+    (wait,) = document["paths"]["/v1/comments"]["post"]["parameters"]
+    assert wait["schema"]["maximum"] == runtime.settings.max_wait_seconds

@@ -142,19 +142,24 @@ def _any_case(word: str) -> str:
     return "".join(f"[{char.upper()}{char.lower()}]" if char.isalpha() else char for char in word)
 
 
-#: What ``_PLAIN_ADDRESS`` accepts without email-validator: a dot-atom local part of at most 64
-#: characters and host-name labels under an alphabetic top-level domain, none special-use
+#: What ``_PLAIN_ADDRESS`` accepts: a dot-atom local part (email-validator takes one longer than
+#: 64 characters too) and host-name labels under an alphabetic top-level domain, none special-use
 #: (RFC 6761) and none with "--" (which only punycode may have).
 EMAIL_PATTERN = (
-    r"^(?=[^@]{1,64}@)(?![^@]*@.*--)"
+    r"^(?![^@]*@.*--)"
     rf"(?!.*[.@](?:{'|'.join(_any_case(name) for name in sorted(SPECIAL_USE_DOMAIN_NAMES))})$)"
     rf"{_ATEXT}(?:\.{_ATEXT})*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}}$"
 )
-#: An RFC 3339 date-time (the offset may be left out: UTC is assumed), years 0002 to 9989 so that
-#: every offset stays inside the calendar once converted to UTC.
-DATE_TIME_PATTERN = (
-    r"^(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2})-[0-9]{2}-[0-9]{2}"
-    r"[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?$"
+_YEAR = r"(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2})"
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+#: An RFC 3339 date-time with its offset (the "date-time" format says which days exist), years 0002
+#: to 9989 so that every offset stays inside the calendar once converted to UTC.
+DATE_TIME_PATTERN = rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}[Tt ]{_TIME}(?:[Zz]|[+-][0-9]{{2}}:[0-9]{{2}})$"
+#: The same without an offset (read as UTC), which no format describes: the pattern names the days
+#: (all but 29 February, which it cannot tell from a leap year's).
+LOCAL_DATE_TIME_PATTERN = (
+    rf"^{_YEAR}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
+    rf"|(?:0[13578]|1[02])-31)[Tt ]{_TIME}$"
 )
 _DATE_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
@@ -344,8 +349,9 @@ def comment_in_schemas() -> dict[str, dict[str, Any]]:
     return {
         "name": text(200, not_blank_pattern(), "Author's display name."),
         "email": {
+            # No "format": "email": validators' formats refuse a local part over 64 characters,
+            # which email-validator (and so this service) accepts.
             "type": "string",
-            "format": "email",
             "maxLength": 254,
             "pattern": EMAIL_PATTERN,
             "description": "Author's e-mail; checked for syntax only (no DNS lookup). Internationalised "
@@ -377,7 +383,11 @@ def comment_in_schemas() -> dict[str, dict[str, Any]]:
             "BCP 47 tag, e.g. 'en' or 'pt-BR'.",
         ),
         "created_at": {
-            "anyOf": [{"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN}, null],
+            "anyOf": [
+                {"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN},
+                {"type": "string", "pattern": LOCAL_DATE_TIME_PATTERN},
+                null,
+            ],
             "default": None,
             "description": "RFC 3339; assumed UTC without an offset.",
         },
