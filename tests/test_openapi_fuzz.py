@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import ignored_auth, negative_data_reject
 
 from service.settings import Settings
 
-MAX_EXAMPLES = 20
+MAX_EXAMPLES = 15
 BEARER_SCHEMES = ("bearerKey",)
 QUERY_KEY_SCHEMES = ("perspectiveKey", "googApiKey", "akismetApiKey", "akismetKey")
 EVERY_OPERATION = {
