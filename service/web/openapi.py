@@ -15,8 +15,9 @@ from typing import Any
 
 from flask import Flask, current_app
 
-#: The key of the document's parts (and, once built, the document) in ``app.extensions``.
-OPENAPI_EXTENSION = "moderation.openapi"
+#: The keys of the document's parts, and of the document once built, in ``app.extensions``.
+PARTS_EXTENSION = "moderation.openapi_parts"
+DOCUMENT_EXTENSION = "moderation.openapi"
 
 #: One blueprint's share of the document: ``{"paths": ..., "components": {...}}``.
 Part = dict[str, Any]
@@ -67,15 +68,19 @@ def retry_after() -> dict[str, Any]:
 
 def register(app: Flask, parts: Iterable[Callable[[], Part]]) -> None:
     """Keep the functions that describe each blueprint; the document is built when first asked for."""
-    app.extensions[OPENAPI_EXTENSION] = list(parts)
+    app.extensions[PARTS_EXTENSION] = tuple(parts)
 
 
 def current_document() -> dict[str, Any]:
-    """The app's document, built from its parts once (the e-mail and text patterns take a second)."""
-    parts = current_app.extensions[OPENAPI_EXTENSION]
-    if isinstance(parts, list):
-        parts = current_app.extensions[OPENAPI_EXTENSION] = build_document(part() for part in parts)
-    return parts  # type: ignore[no-any-return]
+    """The app's document, built from its parts on first use (its character classes take a second).
+
+    Two threads may both build it the first time; they build the same document.
+    """
+    document = current_app.extensions.get(DOCUMENT_EXTENSION)
+    if document is None:
+        parts = current_app.extensions[PARTS_EXTENSION]
+        document = current_app.extensions[DOCUMENT_EXTENSION] = build_document(part() for part in parts)
+    return document  # type: ignore[no-any-return]
 
 
 def build_document(parts: Iterable[Part]) -> dict[str, Any]:
