@@ -58,6 +58,7 @@ bench: install-dev
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/compat_latency.py
+	$(BIN)/python bench/coral_phase.py
 	$(BIN)/python bench/moderation_page.py --gc-freeze
 
 clean:

@@ -148,7 +148,15 @@ def start_stack(args: argparse.Namespace, var_dir: Path) -> Stack:
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
         wait_for(lambda: socket.create_connection(("127.0.0.1", redis_port), timeout=0.2), 10, "redis-server")
 
-    settings = Settings(redis_url=redis_url, var_dir=var_dir, model_dir=args.model_dir, redis_prefix="bench")
+    # Benches that reuse this stack may ask for PostgreSQL and for threaded gunicorn workers.
+    database_url = getattr(args, "database_url", None)
+    settings = Settings(
+        redis_url=redis_url,
+        database_url=database_url,
+        var_dir=var_dir,
+        model_dir=args.model_dir,
+        redis_prefix="bench",
+    )
     runtime = Runtime.build(settings)
     with runtime.session() as session:
         # A generous per-key limit: the check still runs on every request, it just never trips.
@@ -163,6 +171,7 @@ def start_stack(args: argparse.Namespace, var_dir: Path) -> Stack:
         "REDIS_PREFIX": "bench",
         "SECRET_KEY": "bench",
         "LOG_LEVEL": "WARNING",
+        **({"DATABASE_URL": database_url} if database_url else {}),
     }
     stack.processes.append(
         subprocess.Popen(
@@ -171,6 +180,8 @@ def start_stack(args: argparse.Namespace, var_dir: Path) -> Stack:
                 "--preload",
                 "--workers",
                 str(args.workers),
+                "--threads",
+                str(getattr(args, "server_threads", 1)),
                 "--bind",
                 f"127.0.0.1:{stack.port}",
                 "--log-level",

@@ -52,7 +52,21 @@ COMMERCIAL_WORDS = frozenset(
     service services solutions wholesale factory manufacturer supplier download downloads software apps
     games game travel fashion health healthy beauty skin cream fitness recipes recipe kitchen garden
     home improvement technology tech internet computer computers education recreation general
-    shopping magazine articles news blog flights airline hotel hotels tickets""".split()
+    shopping magazine articles news blog flights airline hotel hotels tickets hack hacks cheat cheats
+    generator jailbreak cydia steroid steroids anabolic testosterone psychic horoscope calculator garcinia
+    forskolin detox adwords followers""".split()
+)
+#: Blog-spam topic words that are commercial only as whole words: inside a run-together word they would
+#: match people ("Socrates" holds "rates").
+WHOLE_COMMERCIAL_WORDS = frozenset(
+    "apk mod rates tips lose pounds fat abs muscle login cbd vape keto cheapest hacked unlimited".split()
+)
+#: Author URLs that point into a page anyone can create (a wiki page, a forum or CMS profile, a shared
+#: document) rather than the author's own site: where blog spammers park their keyword pages.
+_USER_CONTENT_URL = re.compile(
+    r"/fusiontables/|/wiki/|index\.php\?title=|doku\.php|option=com_k2|member\.asp|memname=|/members?/"
+    r"|/profile|/user/|/users/|/sitemap\d+\.html|dailymotion\.com/video|/groups?/|/redirect",
+    re.IGNORECASE,
 )
 _NAME_JOINERS = frozenset("& and for of the in to with at on".split())
 _PERSONAL_WORD = re.compile(r"^[A-Z][a-z'\-]+$|^[A-Z]\.?$|^[a-z]+\d*$")
@@ -116,7 +130,7 @@ def _commercial_hits(text: str) -> int:
     """Commercial words in ``text``, also inside run-together domains ("eaglesjerseysstore")."""
     hits = 0
     for word in _words(text):
-        if word in COMMERCIAL_WORDS:
+        if word in COMMERCIAL_WORDS or word in WHOLE_COMMERCIAL_WORDS:
             hits += 1
         elif len(word) >= 8:
             hits += sum(1 for w in COMMERCIAL_WORDS if len(w) >= 4 and w in word)
@@ -163,6 +177,9 @@ def name_looks_like_keywords(name: str) -> bool:
         return True
     if len(words) >= 3 and all(w in COMMERCIAL_WORDS for w in lower[1:]):  # not "Sandra Price"
         return True
+    # People capitalise their names; a search phrase is typed in lower case ("easy boom beach hack").
+    if len(words) >= 3 and all(w.islower() or w.isdigit() for w in words):
+        return True
     return commercial >= 2
 
 
@@ -182,8 +199,20 @@ def _author_values(name: str, url: str, email: str) -> tuple[float, ...]:
         float(bool(_DOMAIN_IN_NAME.search(name))),
         float(_domain_looks_commercial(url_domain, url_path)),
         float(url_domain in SHORTENERS),
-        float(url_path.count("-") >= 3),
+        float(_url_is_keyword_page(url, url_path)),
         float(email_domain in _DISPOSABLE_DOMAINS),
+    )
+
+
+def _url_is_keyword_page(url: str, path: str) -> bool:
+    """An author URL whose path is a keyword phrase ("/how-to-lose-10-pounds", "/reversemortgage99462") or
+    a page anyone can create (:data:`_USER_CONTENT_URL`): readers link their own site or nothing."""
+    if not path:
+        return False
+    return (
+        path.count("-") + path.count("_") >= 3
+        or _commercial_hits(re.sub(r"[\d_/.-]+", " ", path)) > 0
+        or bool(_USER_CONTENT_URL.search(url))
     )
 
 

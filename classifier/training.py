@@ -49,7 +49,7 @@ import scipy.sparse as sp
 import sklearn
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import Pipeline
 from tqdm import tqdm
@@ -116,6 +116,10 @@ class TrainParams:
     #: Source groups whose text the spam head does not learn, only their metadata (none by default: learning
     #: the blog spam's text took spam caught by time, text only, from 7 % to 98 %; see the module docstring).
     metadata_only_sources: tuple[str, ...] = ()
+    #: Share of each spam row's weight given to a copy of it without its author features. Blog spam whose
+    #: keyword name or URL explains it teaches the text little, yet CMSs that send only the text (and
+    #: spammers with plain names) are common: the copy makes the text carry its own evidence.
+    spam_text_only_share: float = 0.5
     #: Largest logit any one author feature may add to spam. No ham in the public data has an author URL
     #: or e-mail, so the learned weights are unbounded (one "shop URL" flag gave 0.997); with the cap one
     #: heuristic flag cannot make a reader's thanks spam, while keyword name + commercial words + shop URL
@@ -135,6 +139,9 @@ class TrainParams:
     #: comments: the hold threshold should send a sensible share of a news site's comments to people, and
     #: calibration on tweets and Wikipedia talk does not say what that share is.
     toxicity_calibration_groups: tuple[str, ...] = ("civil", "impermium", "fox")
+    #: Every calibration group weighs the same in the toxicity calibration, whatever its size: each news
+    #: source is one site, and the threshold should suit the sites, not the largest data set.
+    toxicity_calibration_equal_groups: bool = True
     #: Positive share the toxicity calibration rows are reweighted to (0: keep their own mix).
     toxicity_calibration_prior: float = 0.0
     calibrate: bool = True
@@ -204,12 +211,13 @@ def _fit_head(
     params: TrainParams,
     width: int | None = None,
     calibration_weights: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[LogisticRegression, dict[str, Any]]:
     """Logistic regression plus Platt scaling on out-of-fold scores, folded into coef/intercept.
 
     ``X`` may hold only the first columns of the feature layout; the coefficients are padded with zeros to
     ``width`` so every head scores the full matrix. ``calibration_weights`` (default ``w``) weigh the rows
-    in the Platt fit.
+    in the Platt fit. Rows that share a ``groups`` value (copies of one comment) share a calibration fold.
     """
     fit_weights = _balance(y, w) if params.balanced else w
 
@@ -225,8 +233,16 @@ def _fit_head(
     if calibrate:
         # Random stratified folds: grouped folds fail here because several groups hold one class only
         # (WordPress is all spam, the toxicity corpora are all ham for spam).
-        splitter = StratifiedKFold(n_splits=params.calibration_folds, shuffle=True, random_state=params.seed)
-        folds = list(splitter.split(everything, y))
+        if groups is None:
+            splitter = StratifiedKFold(
+                n_splits=params.calibration_folds, shuffle=True, random_state=params.seed
+            )
+            folds = list(splitter.split(everything, y))
+        else:
+            grouped = StratifiedGroupKFold(
+                n_splits=params.calibration_folds, shuffle=True, random_state=params.seed
+            )
+            folds = list(grouped.split(everything, y, groups))
     t0 = time.monotonic()
     # liblinear releases the GIL, so the full fit and the calibration folds run on threads.
     with ThreadPoolExecutor(max_workers=max(1, params.n_jobs)) as pool:
@@ -361,6 +377,7 @@ def train(
         spam_weights = np.where(linked, spam_weights * params.linked_negative_boost, spam_weights)
         spam_weights = np.where(praise, spam_weights * params.praise_negative_boost, spam_weights)
         spam_weights = spam_weights / spam_weights.mean()
+    X_spam, y, spam_weights, spam_groups = _with_text_only_copies(X_spam, y, spam_weights, n_text, params)  # noqa: N806
     if params.spam_calibration_prior not in ("balanced", "weighted"):
         raise TrainingError(f"unknown spam_calibration_prior {params.spam_calibration_prior!r}")
     balanced_prior = params.spam_calibration_prior == "balanced"
@@ -371,6 +388,7 @@ def train(
         params.spam_c,
         params,
         calibration_weights=_balance(y, spam_weights) if balanced_prior else None,
+        groups=spam_groups,
     )
     del X_spam
     if params.metadata and params.author_max_weight > 0:
@@ -535,10 +553,26 @@ def _calibration_weights(
     """Weights of the Platt fit: only the calibration domain's rows, at the chosen class prior."""
     if not params.toxicity_calibration_groups:
         return None
-    in_domain = np.array([source_group(e.source) in params.toxicity_calibration_groups for e in rows])
+    classes: dict[str, set[int]] = defaultdict(set)
+    for e, label in zip(rows, y.tolist(), strict=True):
+        classes[e.source].add(label)
+    # A source of one class only (the toxic spans) says nothing about where the threshold lies between
+    # good and toxic comments; it would only drag the calibration towards its class.
+    in_domain = np.array(
+        [
+            source_group(e.source) in params.toxicity_calibration_groups and len(classes[e.source]) == 2
+            for e in rows
+        ]
+    )
     w = np.where(in_domain, weights, 0.0)
     if len(set(y[in_domain].tolist())) < 2 or in_domain.sum() < 200:
         return None  # too little of the domain labels this attribute: calibrate on everything
+    if params.toxicity_calibration_equal_groups:
+        groups = np.array([source_group(e.source) for e in rows])
+        for group in set(groups[in_domain].tolist()):
+            mask = in_domain & (groups == group)
+            w[mask] *= 1.0 / w[mask].sum()
+        w *= in_domain.sum() / w.sum()  # the Platt fit's regularisation is relative to the total weight
     prior = params.toxicity_calibration_prior
     if prior > 0:
         pos, neg = w[y == 1].sum(), w[y == 0].sum()
@@ -568,6 +602,41 @@ def _spam_matrix(
     X = sp.hstack([text_scale @ X[:, :n_text], X[:, n_text:]], format="csr")  # noqa: N806
     X.eliminate_zeros()
     return [e for e, k in zip(rows, keep, strict=True) if k], X[np.flatnonzero(keep)]
+
+
+def _with_text_only_copies(
+    X: sp.csr_matrix,  # noqa: N803
+    y: np.ndarray,
+    w: np.ndarray,
+    n_text: int,
+    params: TrainParams,
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Spam rows with an author signal, once more without it (``spam_text_only_share`` of their weight).
+
+    Returns the matrix, labels, weights and the group of each row (the original row's index), so that a
+    comment and its copy fall in the same calibration fold.
+    """
+    share = params.spam_text_only_share
+    if not params.metadata or share <= 0:
+        return X, y, w, None
+    author_columns = np.array([n_text + META_NAMES.index(name) for name in AUTHOR_FEATURES])
+    has_text = X[:, :n_text].getnnz(axis=1) > 0  # metadata-only rows have nothing left to copy
+    copied = np.flatnonzero((X[:, author_columns].getnnz(axis=1) > 0) & has_text & (y == 1))
+    if not len(copied):
+        return X, y, w, None
+    copies = X[copied].tolil()
+    copies[:, author_columns] = 0
+    copies = copies.tocsr()
+    copies.eliminate_zeros()
+    weights = w.copy()
+    weights[copied] *= 1 - share
+    groups = np.r_[np.arange(len(y)), copied]
+    return (
+        sp.vstack([X, copies], format="csr"),
+        np.r_[y, y[copied]],
+        np.r_[weights, w[copied] * share],
+        groups,
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -117,8 +117,10 @@ class ModelHolder:
             logger.exception("scoring failed model=%s size=%d", model.version, len(comments))
             return ScoredBatch(None, model.version, type(error).__name__)
 
-    def score_synchronously(self, comments: Sequence[ClassifierComment]) -> ScoredBatch:
-        """Score inside a request, for the compatibility endpoints (Perspective, Akismet); never raises.
+    def score_synchronously(
+        self, comments: Sequence[ClassifierComment], explain: bool = False
+    ) -> ScoredBatch:
+        """Score inside a request, for the compatibility endpoints; never raises.
 
         The model is loaded once per process (by the app factory, before gunicorn forks); every
         ``MODEL_REFRESH_SECONDS`` one request also checks for a newly activated version, so these
@@ -128,4 +130,4 @@ class ModelHolder:
         # Skipping scikit-learn's per-call input validation saves milliseconds on one-comment batches;
         # the vectoriser builds the matrix itself, so it is always finite and well-formed.
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            return self.score(comments, explain=False)
+            return self.score(comments, explain=explain)

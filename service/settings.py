@@ -65,6 +65,9 @@ class Settings:
     failed_key_limit: str = "20/minute"
     #: Proxies in front that set X-Forwarded-For (1 behind the compose.yaml nginx); 0 = none, trust no header.
     trusted_proxies: int = 0
+    #: Coral external moderation phases' signing secrets (``CORAL_SIGNING_SECRET``, comma-separated for
+    #: several phases or tenants); empty means the Coral phase endpoint refuses every request.
+    coral_signing_secrets: tuple[str, ...] = ()
 
     @property
     def registry_dir(self) -> Path:
@@ -126,6 +129,7 @@ class Settings:
             log_level=env.get("LOG_LEVEL", default.log_level).upper(),
             failed_key_limit=_rate(env, "FAILED_KEY_LIMIT", default.failed_key_limit),
             trusted_proxies=_integer(env, "TRUSTED_PROXIES", default.trusted_proxies, minimum=0),
+            coral_signing_secrets=_secrets(env, "CORAL_SIGNING_SECRET"),
         )
 
 
@@ -169,6 +173,14 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> str:
     except ValueError:
         raise SettingsError(f"{name} must be a rate such as '20/minute', got {raw!r}") from None
     return raw
+
+
+def _secrets(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of secrets (Coral's never contain a comma); blanks are ignored."""
+    secrets = tuple(part.strip() for part in env.get(name, "").split(",") if part.strip())
+    if any(len(secret) < 16 for secret in secrets):
+        raise SettingsError(f"each secret in {name} must be at least 16 characters long")
+    return secrets
 
 
 def _boolean(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -102,6 +102,64 @@ def create_comment(
         raise
 
 
+def create_decided_comment(
+    session: Session, api_key: ApiKey, fields: Mapping[str, Any], decided: StatusUpdate
+) -> tuple[Comment, Change | None]:
+    """Store a comment that already has its verdict (scored in the request), in one transaction.
+
+    For endpoints that decide while the client waits (the Coral phase): the row, its first history
+    row (``from_status`` pending) and its webhook outbox row are committed together, so the comment
+    is never seen half-decided and costs one commit. Requires an ``external_id``: when this key
+    already stored it, nothing is written and the stored comment is returned with ``None``.
+    """
+    external_id = fields["external_id"]
+    existing = find_by_external_id(session, api_key.id, external_id)
+    if existing is not None:
+        return existing, None
+    now = utcnow()
+    comment = Comment(
+        id=new_id(),
+        api_key_id=api_key.id,
+        text_hash=text_hash(fields["text"]),
+        received_at=now,
+        status=decided.status,
+        reason=decided.reason,
+        scores=dict(decided.scores) if decided.scores is not None else None,
+        explanations=list(decided.explanations) if decided.explanations is not None else None,
+        model_version=decided.model_version,
+        uncertainty=decided.uncertainty,
+        decided_at=now,
+        decided_by=decided.actor,
+        updated_at=now,
+        **_comment_columns(fields),
+    )
+    session.add(comment)
+    session.add(
+        StatusChange(
+            comment_id=comment.id,
+            from_status=PENDING,
+            to_status=decided.status,
+            reason=decided.reason,
+            actor=decided.actor,
+            model_version=decided.model_version,
+            scores=comment.scores,
+            created_at=now,
+        )
+    )
+    try:
+        session.flush()  # the comment first: the outbox row refers to it
+        delivery = _add_webhook(session, comment)
+        session.commit()
+    except IntegrityError:
+        # Another request stored the same external_id first (two identical requests raced).
+        session.rollback()
+        existing = find_by_external_id(session, api_key.id, external_id)
+        if existing is None:
+            raise
+        return existing, None
+    return comment, Change(comment, delivery)
+
+
 def insert_comment(engine: Engine, api_key_id: int, fields: Mapping[str, Any]) -> NewComment:
     """INSERT a new pending comment and return it once it is committed (no duplicate check).
 

@@ -120,7 +120,17 @@ def test_long_names_and_joiners_alone_are_not_keywords(name: str) -> None:
     assert not name_looks_like_keywords(name)
 
 
-@pytest.mark.parametrize("name", ["cheap airline flights", "Technology", "arts and learning"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cheap airline flights",
+        "Technology",
+        "arts and learning",
+        "easy boom beach hack",
+        "how To lose 10 pounds a month naturally",
+        "medical uses of steroids",
+    ],
+)
 def test_more_keyword_names_are_flagged(name: str) -> None:
     assert name_looks_like_keywords(name)
 
@@ -129,3 +139,35 @@ def test_www_in_links_is_not_repeated_characters() -> None:
     linked = Comment("see www.example.com and http://www.bbc.co.uk/news")
     assert metadata_values(linked)["repeated_chars"] == 0
     assert metadata_values(Comment("sooooo good"))["repeated_chars"] == 1
+
+
+@pytest.mark.parametrize("name", ["mary ann smith", "Socrates", "john price", "Ann-Marie O'Neil"])
+def test_lower_case_and_classical_names_are_not_keywords(name: str) -> None:
+    assert not name_looks_like_keywords(name)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://www.google.com/fusiontables/DataSource?docid=1SQmDFTDw61",
+        "http://Wiki.example.org/index.php?title=How_to_lose_weight",
+        "http://aliexqress.ru/reversemortgage99462",
+        "http://example.com/?option=com_k2&view=itemlist&task=user&id=1",
+        "https://example.com/how-to-win-big-today",
+    ],
+)
+def test_author_urls_into_keyword_or_profile_pages_are_flagged(url: str) -> None:
+    assert metadata_values(Comment("Nice.", name="Ann", url=url))["url_keyword_path"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://annasmith.net",
+        "https://annasmith.net/about",
+        "http://twitter.com/anna",
+        "https://www.facebook.com/anna.smith",
+    ],
+)
+def test_a_readers_own_site_or_profile_is_not_a_keyword_page(url: str) -> None:
+    assert metadata_values(Comment("Nice.", name="Ann", url=url))["url_keyword_path"] == 0.0

@@ -262,3 +262,26 @@ def test_readers_thanks_are_kept_among_the_spam_negatives_and_weigh_more() -> No
     probe = [Comment("Thanks for the article.")]
     spam = ATTRIBUTES.index("spam")
     assert boosted.predict(probe)[0, spam] < plain.predict(probe)[0, spam]
+
+
+def test_blog_spam_with_a_keyword_author_also_teaches_its_text() -> None:
+    """The text-only copies: spam explained by its author fields still makes its text spam evidence."""
+    from tests.conftest import tiny_examples
+
+    blog_spam = [
+        LabelledComment(
+            Comment(f"Boom beach hack tool, gems generator number {i}.", name="Cheap Loans Online"),
+            {"spam": 1.0},
+            "wordpress",
+        )
+        for i in range(15)
+    ]
+    spam = ATTRIBUTES.index("spam")
+    text_only = Comment("The boom beach hack tool works, gems generator inside.")
+    scores = {}
+    for share in (0.0, 0.5):
+        params = TrainParams(
+            word_bits=12, char_bits=13, min_df=1, calibrate=False, spam_c=10.0, spam_text_only_share=share
+        )
+        scores[share] = train(tiny_examples() + blog_spam, params).predict([text_only])[0, spam]
+    assert scores[0.5] > scores[0.0] + 0.05

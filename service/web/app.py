@@ -13,7 +13,7 @@ from service.logs import configure_logging
 from service.runtime import Runtime
 from service.settings import Settings
 from service.web import api, body_limit, health, openapi
-from service.web.compat import akismet, perspective, ratelimit
+from service.web.compat import akismet, coral, perspective, ratelimit
 from service.web.context import RUNTIME_EXTENSION
 from service.web.error_handlers import register_error_handlers
 from service.web.moderation import json_api, pages
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     if settings.trusted_proxies:  # the client address (failed-key limits) from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     _set_up_compat_endpoints(app, runtime)
-    for blueprint in (health.bp, api.bp, pages.bp, json_api.bp, perspective.bp, akismet.bp):
+    for blueprint in (health.bp, api.bp, pages.bp, json_api.bp, perspective.bp, akismet.bp, coral.bp):
         app.register_blueprint(blueprint)
     openapi.register(
         app,
