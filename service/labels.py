@@ -26,6 +26,14 @@ DECISION_LABELS: dict[str, dict[str, float]] = {
 }
 
 
+def _storable(value: str | None) -> str | None:
+    """``value`` without NUL characters, which PostgreSQL text cannot hold (and which say nothing).
+
+    Akismet's and Perspective's bodies reach here uncleaned: their protocols have no such rule.
+    """
+    return value.replace("\x00", "") if value and "\x00" in value else value
+
+
 def record_label(
     session: Session,
     *,
@@ -56,6 +64,9 @@ def record_label(
         previous_status = previous_status or comment.status
         scores_at_time = scores_at_time if scores_at_time is not None else comment.scores
         model_version = model_version or comment.model_version
+    text, author_name, author_email, author_url, external_id, actor = (
+        _storable(value) for value in (text, author_name, author_email, author_url, external_id, actor)
+    )
     label = Label(
         comment_id=comment.id if comment is not None else None,
         source=source,

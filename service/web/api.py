@@ -24,7 +24,14 @@ from service.store import (
 )
 from service.web.auth import require_api_key
 from service.web.context import current_api_key, current_runtime
-from service.web.validation import parse_comment, read_json_object
+from service.web.openapi import Part, error_response, json_response, ref, retry_after
+from service.web.validation import (
+    META_VALUE,
+    CommentIn,
+    comment_in_schemas,
+    parse_comment,
+    read_json_object,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -141,3 +148,133 @@ def get_comment_status(comment_id: str) -> tuple[Response, int]:
 
 def _json_response(body: dict[str, Any]) -> Response:
     return Response(_JSON.encode(body) + "\n", mimetype="application/json")
+
+
+# --- the contract --------------------------------------------------------------------------------
+
+_VERDICT = {
+    "type": "object",
+    "required": ["id", "status", "links"],
+    "properties": {
+        "id": {"type": "string"},
+        "external_id": {"type": ["string", "null"]},
+        "post_id": {"type": ["string", "null"]},
+        "status": {"type": "string", "enum": ["pending", "approved", "held", "rejected"]},
+        "reason": {
+            "type": ["string", "null"],
+            "description": "The rule behind the status: clean, spam_reject, spam_hold, "
+            "toxicity_hold:<attribute>, too_many_links, unscored, or a moderator's decision.",
+        },
+        "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+        "reasons": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "attribute": {"type": "string"},
+                    "feature": {"type": "string"},
+                    "weight": {"type": "number"},
+                    "spans": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+                },
+            },
+        },
+        "model_version": {"type": ["string", "null"]},
+        "received_at": {"type": ["string", "null"], "format": "date-time"},
+        "decided_at": {"type": ["string", "null"], "format": "date-time"},
+        "decided_by": {"type": ["string", "null"], "enum": ["model", "moderator", "system", None]},
+        "links": {"type": "object", "properties": {"self": {"type": "string"}}},
+    },
+}
+
+
+def comment_in_schema() -> dict[str, Any]:
+    """``CommentIn``'s fields and required ones from pydantic, each field's constraints exact."""
+    schema = CommentIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    exact = comment_in_schemas()
+    schema["properties"] = {
+        name: {"title": prop.get("title"), **exact[name]} for name, prop in schema["properties"].items()
+    }
+    return schema
+
+
+def openapi_part() -> Part:
+    """``POST /v1/comments`` and ``GET /v1/comments/{id}``, with a bearer API key."""
+    limit = current_runtime().settings.max_wait_seconds
+    unauthorized = error_response("Missing or invalid API key.")
+    security = [{"bearerKey": []}]
+
+    def verdict(description: str) -> dict[str, Any]:
+        location = {"Location": {"description": "The comment's URL.", "schema": {"type": "string"}}}
+        return json_response(description, ref("Comment"), location)
+
+    return {
+        "components": {
+            "securitySchemes": {
+                "bearerKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A CMS API key (`python -m service keys create`), or for the "
+                    "moderation API a moderator's token.",
+                }
+            },
+            "schemas": {"CommentIn": comment_in_schema(), "MetaValue": META_VALUE, "Comment": _VERDICT},
+        },
+        "paths": {
+            "/v1/comments": {
+                "post": {
+                    "summary": "Submit a comment for moderation",
+                    "security": security,
+                    "parameters": [
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "required": False,
+                            "description": "Wait up to this many seconds for the verdict (also "
+                            f"'Prefer: wait=N'). At most MAX_WAIT_SECONDS (here {limit:g}).",
+                            "schema": {"type": "number", "minimum": 0, "maximum": limit},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": ref("CommentIn")}},
+                    },
+                    "responses": {
+                        "200": verdict("This key already posted this external_id; here it is."),
+                        "201": verdict("Stored, and the verdict arrived within 'wait'."),
+                        "202": verdict(
+                            "Stored durably and queued; the verdict will follow. Only id, "
+                            "external_id, status, received_at and links are given."
+                        ),
+                        "400": error_response("The body is not valid JSON."),
+                        "401": unauthorized,
+                        "403": error_response("The key lacks the 'comments' scope."),
+                        "413": error_response("The body is larger than the limit (64 KB by default)."),
+                        "415": error_response("The body is not application/json."),
+                        "422": error_response("Fields are missing, unknown or invalid; 'fields' names each."),
+                        "429": error_response("Too many requests with keys that are not valid."),
+                        "503": {
+                            **error_response("The database is unavailable; retry after 'Retry-After'."),
+                            "headers": retry_after(),
+                        },
+                    },
+                }
+            },
+            "/v1/comments/{comment_id}": {
+                "get": {
+                    "summary": "Read a comment's status, scores, reasons and model version",
+                    "security": security,
+                    "parameters": [
+                        {"name": "comment_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "responses": {
+                        "200": json_response("The comment.", ref("Comment")),
+                        "401": unauthorized,
+                        "403": error_response("The key lacks the 'comments' scope."),
+                        "404": error_response("No such comment for this key."),
+                        "429": error_response("Too many requests with keys that are not valid."),
+                    },
+                }
+            },
+        },
+    }

@@ -12,7 +12,7 @@ from service.keys import server_secret
 from service.logs import configure_logging
 from service.runtime import Runtime
 from service.settings import Settings
-from service.web import api, body_limit, health
+from service.web import api, body_limit, health, openapi
 from service.web.compat import akismet, coral, perspective, ratelimit
 from service.web.context import RUNTIME_EXTENSION
 from service.web.error_handlers import register_error_handlers
@@ -41,7 +41,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # answers keep their documented order
     app.session_interface = _CookieOnlyWhenPresent()
     app.extensions[RUNTIME_EXTENSION] = runtime
-    register_error_handlers(app)
+    register_error_handlers(
+        app,
+        {
+            f"{perspective.bp.url_prefix}/": perspective.http_error,
+            "/1.1/": akismet.http_error,
+            "/1.2/": akismet.http_error,
+        },
+    )
     body_limit.install(app, settings.max_body_bytes)
     if settings.trusted_proxies:  # the client address (failed-key limits) from X-Forwarded-For
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
@@ -57,6 +64,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         coral.bp,
     ):
         app.register_blueprint(blueprint)
+    openapi.register(
+        app,
+        (
+            health.openapi_part,
+            api.openapi_part,
+            json_api.openapi_part,
+            perspective.openapi_part,
+            akismet.openapi_part,
+        ),
+    )
     app.after_request(_security_headers)
     if entry_point:
         _freeze_start_up_objects()

@@ -8,9 +8,11 @@ a stack trace: unexpected exceptions are logged with their traceback and answere
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -27,19 +29,39 @@ def error_body(code: str, message: str, fields: dict[str, str] | None = None) ->
     return {"error": error}
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Answer every error as JSON; blueprints with their own protocol (Akismet, Perspective) override."""
+#: Answers an HTTP error in a protocol's own shape.
+HTTPErrorShape = Callable[[HTTPException], ResponseReturnValue]
+
+
+def http_error_headers(error: HTTPException) -> dict[str, str]:
+    """The headers an HTTP error carries besides its body's type: ``Allow`` on a 405 (RFC 9110)."""
+    return {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+
+
+def register_error_handlers(app: Flask, protocol_shapes: Mapping[str, HTTPErrorShape] | None = None) -> None:
+    """Answer every error as JSON; blueprints with their own protocol (Akismet, Perspective) override.
+
+    A URL that matches no route (404) or no method (405) belongs to no blueprint, so its blueprint's
+    handlers never see it: ``protocol_shapes`` maps a path prefix (``/v1alpha1/``) to the handler
+    that answers such errors in that protocol's shape.
+    """
+    shapes = sorted((protocol_shapes or {}).items(), key=lambda item: -len(item[0]))
 
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError) -> tuple[Response, int, dict[str, str]]:
         return jsonify(error_body(error.code, error.message, error.fields)), error.status, error.headers
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> tuple[Response, int]:
+    def _http_error(error: HTTPException) -> ResponseReturnValue:
+        if request.blueprint is None:
+            for prefix, shape in shapes:
+                if request.path.startswith(prefix):
+                    return shape(error)
         code = (error.name or "error").lower().replace(" ", "_")
         if error.code == 413:
             code = "payload_too_large"
-        return jsonify(error_body(code, error.description or error.name)), error.code or 500
+        body = jsonify(error_body(code, error.description or error.name))
+        return body, error.code or 500, http_error_headers(error)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(PoolTimeoutError)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.runtime import Runtime
 from service.web.context import current_runtime
-from service.web.openapi import openapi_document
+from service.web.openapi import Part, current_document, json_response
 
 logger = logging.getLogger(__name__)
 
@@ -63,4 +63,45 @@ def _check_model(runtime: Runtime) -> dict[str, object]:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(openapi_document())
+    return jsonify(current_document())
+
+
+def openapi_part() -> Part:
+    """The health checks and the document itself: no key."""
+    checks = {
+        "type": "object",
+        "required": ["status", "checks"],
+        "properties": {"status": {"type": "string"}, "checks": {"type": "object"}},
+    }
+    return {
+        "paths": {
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": {
+                        "200": json_response(
+                            "Alive.", {"type": "object", "properties": {"status": {"type": "string"}}}
+                        )
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: Redis, database and model reachable",
+                    "security": [],
+                    "responses": {
+                        "200": json_response("Ready.", checks),
+                        "503": json_response("Not ready.", checks),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "security": [],
+                    "responses": {"200": json_response("The OpenAPI 3.1 document.", {"type": "object"})},
+                }
+            },
+        }
+    }

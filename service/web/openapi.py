@@ -1,13 +1,28 @@
-"""The OpenAPI 3.1 document for the CMS API. The request schema comes from the validating model."""
+"""The OpenAPI 3.1 document for every public operation: the CMS API, the moderation API, Perspective and
+Akismet, and the health checks.
+
+Each blueprint describes its own operations next to the code that checks them (its
+``openapi_part``); :func:`register` collects the parts when the app is built, and
+:func:`current_document` assembles them once, on the first request for ``/openapi.json``. Request
+schemas are as strict as the checks, so that every request the document allows is accepted and
+every request it forbids is refused (schemathesis checks both, in ``tests/test_openapi_fuzz.py``).
+"""
 
 from __future__ import annotations
 
-from functools import cache
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from service.web.validation import CommentIn
+from flask import Flask, current_app
 
-_ERROR = {
+#: The keys of the document's parts, and of the document once built, in ``app.extensions``.
+PARTS_EXTENSION = "moderation.openapi_parts"
+DOCUMENT_EXTENSION = "moderation.openapi"
+
+#: One blueprint's share of the document: ``{"paths": ..., "components": {...}}``.
+Part = dict[str, Any]
+
+ERROR = {
     "type": "object",
     "required": ["error"],
     "properties": {
@@ -27,60 +42,54 @@ _ERROR = {
     },
 }
 
-_VERDICT = {
-    "type": "object",
-    "required": ["id", "status", "links"],
-    "properties": {
-        "id": {"type": "string"},
-        "external_id": {"type": ["string", "null"]},
-        "post_id": {"type": ["string", "null"]},
-        "status": {"type": "string", "enum": ["pending", "approved", "held", "rejected"]},
-        "reason": {
-            "type": ["string", "null"],
-            "description": "The rule behind the status: clean, spam_reject, spam_hold, "
-            "toxicity_hold:<attribute>, too_many_links, unscored, or a moderator's decision.",
-        },
-        "scores": {"type": "object", "additionalProperties": {"type": "number"}},
-        "reasons": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "attribute": {"type": "string"},
-                    "feature": {"type": "string"},
-                    "weight": {"type": "number"},
-                    "spans": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
-                },
-            },
-        },
-        "model_version": {"type": ["string", "null"]},
-        "received_at": {"type": ["string", "null"], "format": "date-time"},
-        "decided_at": {"type": ["string", "null"], "format": "date-time"},
-        "decided_by": {"type": ["string", "null"], "enum": ["model", "moderator", "system", None]},
-        "links": {"type": "object", "properties": {"self": {"type": "string"}}},
-    },
-}
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _error_response(description: str) -> dict[str, Any]:
-    return {
+def json_response(description: str, schema: dict[str, Any], headers: dict[str, Any] | None = None) -> dict:
+    response: dict[str, Any] = {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "content": {"application/json": {"schema": schema}},
     }
+    if headers:
+        response["headers"] = headers
+    return response
 
 
-def _verdict_response(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Comment"}}},
-    }
+def error_response(description: str) -> dict[str, Any]:
+    """A JSON error in the generic ``{"error": {"code", "message", "fields"?}}`` shape."""
+    return json_response(description, ref("Error"))
 
 
-@cache
-def openapi_document() -> dict[str, Any]:
-    comment_in = CommentIn.model_json_schema(ref_template="#/components/schemas/{model}")
-    comment_in.pop("$defs", None)
-    unauthorized = _error_response("Missing or invalid API key.")
+def retry_after() -> dict[str, Any]:
+    return {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}}}
+
+
+def register(app: Flask, parts: Iterable[Callable[[], Part]]) -> None:
+    """Keep the functions that describe each blueprint; the document is built when first asked for."""
+    app.extensions[PARTS_EXTENSION] = tuple(parts)
+
+
+def current_document() -> dict[str, Any]:
+    """The app's document, built from its parts on first use (its character classes take a second).
+
+    Two threads may both build it the first time; they build the same document.
+    """
+    document = current_app.extensions.get(DOCUMENT_EXTENSION)
+    if document is None:
+        parts = current_app.extensions[PARTS_EXTENSION]
+        document = current_app.extensions[DOCUMENT_EXTENSION] = build_document(part() for part in parts)
+    return document  # type: ignore[no-any-return]
+
+
+def build_document(parts: Iterable[Part]) -> dict[str, Any]:
+    components: dict[str, dict[str, Any]] = {"securitySchemes": {}, "schemas": {"Error": ERROR}}
+    paths: dict[str, Any] = {}
+    for part in parts:
+        paths.update(part["paths"])
+        for kind, entries in part.get("components", {}).items():
+            components.setdefault(kind, {}).update(entries)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -88,78 +97,10 @@ def openapi_document() -> dict[str, Any]:
             "version": "1",
             "description": "Post reader comments; each is scored by the spam and toxicity models and "
             "approved, held for a moderator, or rejected as spam. Verdicts arrive by signed webhook "
-            "(X-Moderation-Signature: t=<unix>,v1=<HMAC-SHA256 of '<t>.<body>'>) or by polling.",
+            "(X-Moderation-Signature: t=<unix>,v1=<HMAC-SHA256 of '<t>.<body>'>) or by polling. "
+            "The same models answer a Perspective-compatible API (/v1alpha1) and an "
+            "Akismet-compatible one (/1.1, /1.2), each in its own protocol's shapes.",
         },
-        "components": {
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"CommentIn": comment_in, "Comment": _VERDICT, "Error": _ERROR},
-        },
-        "security": [{"apiKey": []}],
-        "paths": {
-            "/v1/comments": {
-                "post": {
-                    "summary": "Submit a comment for moderation",
-                    "parameters": [
-                        {
-                            "name": "wait",
-                            "in": "query",
-                            "required": False,
-                            "description": "Wait up to this many seconds for the verdict (also "
-                            "'Prefer: wait=N'). At most MAX_WAIT_SECONDS (default 10).",
-                            "schema": {"type": "number", "minimum": 0},
-                        }
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/CommentIn"}}
-                        },
-                    },
-                    "responses": {
-                        "200": _verdict_response("This key already posted this external_id; here it is."),
-                        "201": _verdict_response("Stored, and the verdict arrived within 'wait'."),
-                        "202": _verdict_response(
-                            "Stored durably and queued; the verdict will follow. Only id, "
-                            "external_id, status, received_at and links are given."
-                        ),
-                        "400": _error_response("The body is not valid JSON."),
-                        "401": unauthorized,
-                        "403": _error_response("The key lacks the 'comments' scope."),
-                        "413": _error_response("The body is larger than the limit (64 KB by default)."),
-                        "415": _error_response("The body is not application/json."),
-                        "422": _error_response(
-                            "Fields are missing, unknown or invalid; 'fields' names each."
-                        ),
-                        "503": _error_response("The database is unavailable; retry after 'Retry-After'."),
-                    },
-                }
-            },
-            "/v1/comments/{comment_id}": {
-                "get": {
-                    "summary": "Read a comment's status, scores, reasons and model version",
-                    "parameters": [
-                        {"name": "comment_id", "in": "path", "required": True, "schema": {"type": "string"}}
-                    ],
-                    "responses": {
-                        "200": _verdict_response("The comment."),
-                        "401": unauthorized,
-                        "404": _error_response("No such comment for this key."),
-                    },
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "summary": "Liveness",
-                    "security": [],
-                    "responses": {"200": {"description": "Alive."}},
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Readiness: Redis, database and model reachable",
-                    "security": [],
-                    "responses": {"200": {"description": "Ready."}, "503": {"description": "Not ready."}},
-                }
-            },
-        },
+        "components": components,
+        "paths": paths,
     }

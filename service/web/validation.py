@@ -10,7 +10,9 @@ import ipaddress
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -76,16 +78,93 @@ def _string(max_chars: int, required: bool = False, min_chars: int = 0):  # type
             return None
         if not isinstance(value, str):
             raise ValueError("must be a string")
+        # The length as sent, as the document's maxLength counts it (cleaning only ever shortens).
+        if len(value) > max_chars:
+            raise ValueError(f"must be at most {max_chars} characters")
         cleaned = clean_text(value).strip()
         if len(cleaned) < min_chars:
             raise ValueError(
                 "must not be empty" if min_chars == 1 else f"must be at least {min_chars} characters"
             )
-        if len(cleaned) > max_chars:
-            raise ValueError(f"must be at most {max_chars} characters")
         return cleaned if cleaned or required else None
 
     return BeforeValidator(check)
+
+
+@cache
+def _char_class(predicate: Callable[[str], bool], negate: bool = False) -> str:
+    """A regular-expression class of every code point ``predicate`` holds for, as ranges.
+
+    Built from the validator's own predicates, so the document's patterns say exactly what is
+    checked. Code points above the BMP are written as themselves (ECMA-262 has no \\U escape).
+    """
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF or not predicate(chr(code)):
+            continue
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+
+    def char(code: int) -> str:
+        return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+    body = "".join(char(a) if a == b else f"{char(a)}-{char(b)}" for a, b in ranges)
+    return f"[{'^' if negate else ''}{body}]"
+
+
+def _is_blank(char: str) -> bool:
+    """Removed by cleaning and trimming: a control character or white space."""
+    return char.isspace() or _CONTROL.match(char) is not None
+
+
+def not_blank_pattern() -> str:
+    """Matches a string that keeps at least one character after cleaning and trimming."""
+    return _char_class(_is_blank, negate=True)
+
+
+def blank_pattern() -> str:
+    """Matches a string that is empty after cleaning and trimming (an optional field is then absent)."""
+    return f"^{_char_class(_is_blank)}*$"
+
+
+def visible_pattern() -> str:
+    """Matches a string with at least one visible character (see ``is_visible_text``).
+
+    ECMA-262 Unicode property escapes, which OpenAPI 3.1's JSON Schema reads: the same categories
+    as ``is_visible_text``, written in a few characters instead of ~750 ranges.
+    """
+    return r"[^\p{M}\p{C}\p{Z}]"
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{char.upper()}{char.lower()}]" if char.isalpha() else char for char in word)
+
+
+#: What ``_PLAIN_ADDRESS`` accepts: a dot-atom local part (email-validator takes one longer than
+#: 64 characters too) and host-name labels under an alphabetic top-level domain, none special-use
+#: (RFC 6761) and none with "--" (which only punycode may have).
+EMAIL_PATTERN = (
+    r"^(?![^@]*@.*--)"
+    rf"(?!.*[.@](?:{'|'.join(_any_case(name) for name in sorted(SPECIAL_USE_DOMAIN_NAMES))})$)"
+    rf"{_ATEXT}(?:\.{_ATEXT})*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}}$"
+)
+_YEAR = r"(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2})"
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?"
+#: An RFC 3339 date-time with its offset (the "date-time" format says which days exist), years 0002
+#: to 9989 so that every offset stays inside the calendar once converted to UTC.
+DATE_TIME_PATTERN = rf"^{_YEAR}-[0-9]{{2}}-[0-9]{{2}}[Tt ]{_TIME}(?:[Zz]|[+-][0-9]{{2}}:[0-9]{{2}})$"
+#: The same without an offset (read as UTC), which no format describes: the pattern names the days
+#: (all but 29 February, which it cannot tell from a leap year's).
+LOCAL_DATE_TIME_PATTERN = (
+    rf"^{_YEAR}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)"
+    rf"|(?:0[13578]|1[02])-31)[Tt ]{_TIME}$"
+)
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(?:\.[0-9]{1,6})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
 
 
 def _identifier(value: Any) -> Any:
@@ -94,11 +173,12 @@ def _identifier(value: Any) -> Any:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError("must be a string or an integer")
-    text = clean_text(str(value)).strip()
+    raw = str(value)
+    if len(raw) > 200:
+        raise ValueError("must be at most 200 characters")
+    text = clean_text(raw).strip()
     if not text:
         raise ValueError("must not be empty")
-    if len(text) > 200:
-        raise ValueError("must be at most 200 characters")
     return text
 
 
@@ -107,9 +187,9 @@ def _url(value: Any) -> Any:
         return None
     if not isinstance(value, str):
         raise ValueError("must be a string")
-    url = clean_text(value).strip()
-    if len(url) > 2000:
+    if len(value) > 2000:
         raise ValueError("must be at most 2000 characters")
+    url = clean_text(value).strip()
     if not re.match(r"(?i)^https?://[^\s/]+", url):
         # Refuses javascript:, data: and friends, which would be dangerous wherever a URL is linked.
         raise ValueError("must be an http or https URL")
@@ -202,8 +282,9 @@ class CommentIn(BaseModel):
     @field_validator("created_at", mode="before")
     @classmethod
     def _timestamp_text(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, str):
-            raise ValueError("must be an ISO 8601 date-time string")
+        # Only the RFC 3339 form: pydantic alone would also read "0" or "1700000000" as a time.
+        if value is not None and (not isinstance(value, str) or not _DATE_TIME.fullmatch(value)):
+            raise ValueError("must be an ISO 8601 date-time string such as 2026-11-28T10:00:00Z")
         return value
 
     @field_validator("created_at")
@@ -224,12 +305,116 @@ class CommentIn(BaseModel):
     def _meta_size(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
             return None
-        encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        try:
+            # NaN and Infinity are not JSON: stored, they would break every strict reader of the row.
+            encoded = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        except ValueError:
+            raise ValueError("must not hold NaN or Infinity (not standard JSON)") from None
         if _SURROGATE.search(encoded) or "\\u0000" in encoded or "\x00" in encoded:
             raise ValueError("contains invalid Unicode (a lone surrogate or NUL)")
         if len(encoded.encode("utf-8")) > MAX_META_BYTES:
             raise ValueError(f"must be at most {MAX_META_BYTES} bytes as JSON")
         return value
+
+
+def comment_in_schemas() -> dict[str, dict[str, Any]]:
+    """Each ``CommentIn`` field's JSON Schema, as strict as the checks above (``/openapi.json``).
+
+    Strings are trimmed and cleaned of control characters before they are checked, so a required
+    string must keep a character through that, and an optional one that does not counts as absent.
+    """
+    blank = {"type": "string", "pattern": blank_pattern()}
+    null = {"type": "null"}
+
+    def text(max_chars: int, pattern: str, description: str) -> dict[str, Any]:
+        return {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": max_chars,
+            "pattern": pattern,
+            "description": description,
+        }
+
+    def optional(schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"anyOf": [schema, blank, null], "default": None, "description": description}
+
+    identifier = {
+        "type": ["string", "integer", "null"],
+        "minLength": 1,
+        "maxLength": 200,
+        "pattern": not_blank_pattern(),
+        "default": None,
+    }
+    url = {"type": "string", "maxLength": 2000, "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/]"}
+    return {
+        "name": text(200, not_blank_pattern(), "Author's display name."),
+        "email": {
+            # No "format": "email": validators' formats refuse a local part over 64 characters,
+            # which email-validator (and so this service) accepts.
+            "type": "string",
+            "maxLength": 254,
+            "pattern": EMAIL_PATTERN,
+            "description": "Author's e-mail; checked for syntax only (no DNS lookup). Internationalised "
+            "addresses (IDNA domains, non-ASCII local parts) are also accepted where email-validator "
+            "accepts them.",
+        },
+        "text": text(
+            MAX_TEXT_CHARS,
+            visible_pattern(),
+            "The comment, at most 20,000 characters with at least one visible one; control "
+            "characters are stripped and the ends trimmed.",
+        ),
+        "external_id": {
+            **identifier,
+            "description": "The CMS's own id; re-posting it returns the same comment.",
+        },
+        "post_id": identifier,
+        "parent_id": identifier,
+        "permalink": {"anyOf": [url, {"type": "string", "maxLength": 0}, null], "default": None},
+        "author_url": {"anyOf": [url, {"type": "string", "maxLength": 0}, null], "default": None},
+        "referrer": {"anyOf": [url, {"type": "string", "maxLength": 0}, null], "default": None},
+        "author_ip": optional(
+            {"type": "string", "maxLength": 64, "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+            "IPv4 or IPv6 address.",
+        ),
+        "user_agent": {"type": ["string", "null"], "maxLength": 1000, "default": None},
+        "language": optional(
+            {"type": "string", "maxLength": 35, "pattern": _LANGUAGE.pattern},
+            "BCP 47 tag, e.g. 'en' or 'pt-BR'.",
+        ),
+        "created_at": {
+            "anyOf": [
+                {"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN},
+                {"type": "string", "pattern": LOCAL_DATE_TIME_PATTERN},
+                null,
+            ],
+            "default": None,
+            "description": "RFC 3339; assumed UTC without an offset.",
+        },
+        "meta": {
+            "anyOf": [META_OBJECT, null],
+            "default": None,
+            "description": f"Free-form object, at most {MAX_META_BYTES} bytes as JSON, with no NUL "
+            "character in any key or string (no database stores one in JSON).",
+        },
+    }
+
+
+_NO_NUL = {"type": "string", "pattern": "^[^\\u0000]*$"}
+#: A JSON object with no NUL in any key or string, at any depth (``#/components/schemas/MetaValue``).
+META_OBJECT = {
+    "type": "object",
+    "propertyNames": _NO_NUL,
+    "additionalProperties": {"$ref": "#/components/schemas/MetaValue"},
+}
+META_VALUE = {
+    "anyOf": [
+        _NO_NUL,
+        {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": {"$ref": "#/components/schemas/MetaValue"}},
+        META_OBJECT,
+    ]
+}
 
 
 def normalized_email(address: str) -> str:

@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -28,6 +29,8 @@ from service.policy import AKISMET_TEST, apply_policy
 from service.web.auth import KeyRejected, MissingKey, MissingScope, TooManyFailedKeys, authenticate_api_key
 from service.web.compat import ratelimit
 from service.web.context import current_runtime
+from service.web.error_handlers import http_error_headers
+from service.web.openapi import Part, json_response
 from service.web.validation import MAX_TEXT_CHARS, contains_lone_surrogate
 
 logger = logging.getLogger(__name__)
@@ -81,8 +84,10 @@ def _rate_limited(error: ratelimit.RateLimited) -> Response:
 
 
 @bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> Response:
-    return _akismet_error(AkismetError("invalid", error.description or error.name, error.code or 400))
+def http_error(error: HTTPException) -> Response:
+    """Any HTTP error in Akismet's shape; also the app's answer to a 404 or 405 under ``/1.1/``."""
+    help_text = error.description or error.name
+    return _akismet_error(AkismetError("invalid", help_text, error.code or 400, http_error_headers(error)))
 
 
 @bp.errorhandler(Exception)
@@ -323,3 +328,195 @@ def usage_limit() -> Response:
             "throttled": ratelimit.is_throttled(api_key, runtime.settings),
         }
     )
+
+
+# --- the contract --------------------------------------------------------------------------------
+
+#: The comment fields Akismet's clients send (all optional here; unknown fields are ignored).
+COMMENT_FIELDS = (
+    "blog",
+    "user_ip",
+    "user_agent",
+    "referrer",
+    "permalink",
+    "comment_type",
+    "comment_author",
+    "comment_author_email",
+    "comment_author_url",
+    "comment_content",
+    "comment_date_gmt",
+    "comment_post_modified_gmt",
+    "blog_lang",
+    "blog_charset",
+    "user_role",
+    "is_test",
+    "recheck_reason",
+    "honeypot_field_name",
+)
+_KEY_NOTE = (
+    "The key goes in the form field (or query parameter) named by the security scheme, or in the "
+    "Host as {key}.rest.akismet.com. A key problem is answered HTTP 200 'invalid' with "
+    "X-akismet-debug-help, as Akismet does."
+)
+
+
+def _plain(description: str, values: list[str] | None = None, headers: dict[str, Any] | None = None) -> dict:
+    schema: dict[str, Any] = {"type": "string"}
+    if values:
+        schema["enum"] = values
+    response: dict[str, Any] = {"description": description, "content": {"text/plain": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def openapi_part() -> Part:
+    """The Akismet REST API 1.1 (and 1.2's usage-limit) as WordPress and other clients call it."""
+    header = {"schema": {"type": "string"}}
+    debug = {"X-akismet-debug-help": {**header, "description": "Why the key or request was refused."}}
+    verdict_headers = {
+        "X-akismet-pro-tip": {**header, "description": "'discard': our policy rejects it outright."},
+        "X-Moderation-Status": header,
+        "X-Moderation-Reason": header,
+        **debug,
+    }
+    form = {
+        "application/x-www-form-urlencoded": {
+            "schema": {
+                "type": "object",
+                "properties": {name: {"type": "string"} for name in COMMENT_FIELDS},
+            }
+        }
+    }
+    refused = {
+        "400": _plain("'invalid': the JSON body could not be read.", ["invalid"], debug),
+        "413": _plain("'invalid': the body is larger than the limit.", ["invalid"], debug),
+        "429": _plain("'throttled': the key's rate limit, or too many keys that are not valid.", None, debug),
+    }
+    api_key = [{"akismetApiKey": []}]
+    either_key = [{"akismetKey": []}, {"akismetApiKey": []}]
+
+    def submit(decision: str) -> dict[str, Any]:
+        return {
+            "post": {
+                "summary": f"Akismet: report a {decision} the filter got wrong (stored as a training label)",
+                "description": _KEY_NOTE,
+                "security": api_key,
+                "requestBody": {"required": False, "content": form},
+                "responses": {
+                    "200": _plain(f"'{SUBMISSION_THANKS}', or 'invalid' for a key problem.", None, debug),
+                    **refused,
+                },
+            }
+        }
+
+    def both(operation: dict[str, Any]) -> dict[str, Any]:
+        return {"get": operation, "post": {**operation, "requestBody": {"required": False, "content": form}}}
+
+    subscription = {
+        "type": "object",
+        "properties": {
+            "account_id": {"type": "integer"},
+            "account_name": {"type": "string"},
+            "account_type": {"type": "string"},
+            "status": {"type": "string"},
+            "next_billing_date": {"type": "null"},
+            "limit_reached": {"type": "boolean"},
+        },
+    }
+    usage = {
+        "type": "object",
+        "properties": {
+            "limit": {"type": "string"},
+            "usage": {"type": "integer"},
+            "percentage": {"type": "string"},
+            "throttled": {"type": "boolean"},
+        },
+    }
+
+    def json_or_invalid(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        answer = json_response(description, schema, debug)
+        answer["content"]["text/plain"] = {"schema": {"type": "string", "enum": ["invalid"]}}
+        return answer
+
+    return {
+        "components": {
+            "securitySchemes": {
+                "akismetApiKey": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "api_key",
+                    "description": _KEY_NOTE,
+                },
+                "akismetKey": {"type": "apiKey", "in": "query", "name": "key", "description": _KEY_NOTE},
+            }
+        },
+        "paths": {
+            "/1.1/verify-key": {
+                "post": {
+                    "summary": "Akismet: check a key",
+                    "description": _KEY_NOTE,
+                    "security": either_key,
+                    "requestBody": {"required": False, "content": form},
+                    "responses": {
+                        "200": _plain("'valid' or 'invalid'.", ["valid", "invalid"], debug),
+                        **refused,
+                    },
+                }
+            },
+            "/1.1/comment-check": {
+                "post": {
+                    "summary": "Akismet: is this comment spam? ('true' or 'false')",
+                    "description": "'false' only for a comment our policy approves; anything it would "
+                    "hold or reject is 'true' (the site's spam queue). " + _KEY_NOTE,
+                    "security": api_key,
+                    "requestBody": {"required": False, "content": form},
+                    "responses": {
+                        "200": _plain(
+                            "'true', 'false', or 'invalid' for a key problem.",
+                            ["true", "false", "invalid"],
+                            verdict_headers,
+                        ),
+                        **refused,
+                        "503": _plain(
+                            "'unavailable': no scoring model; hold the comment and check again later.",
+                            ["unavailable"],
+                            {**debug, "Retry-After": header},
+                        ),
+                    },
+                }
+            },
+            "/1.1/submit-spam": submit("spam"),
+            "/1.1/submit-ham": submit("ham"),
+            "/1.1/test": {
+                method: {
+                    "summary": "Akismet: can this site reach the service? (no key needed)",
+                    "security": [],
+                    "responses": {"200": _plain("'connected'.", ["connected"])},
+                }
+                for method in ("get", "post")
+            },
+            "/1.1/get-subscription": both(
+                {
+                    "summary": "Akismet: the key's account (one active, unlimited plan)",
+                    "description": _KEY_NOTE,
+                    "security": either_key,
+                    "responses": {
+                        "200": json_or_invalid("The account, or 'invalid' for a key problem.", subscription),
+                        **refused,
+                    },
+                }
+            ),
+            "/1.2/usage-limit": both(
+                {
+                    "summary": "Akismet: this month's comment checks (no monthly cap)",
+                    "description": _KEY_NOTE,
+                    "security": api_key,
+                    "responses": {
+                        "200": json_or_invalid("The usage, or 'invalid' for a key problem.", usage),
+                        **refused,
+                    },
+                }
+            ),
+        },
+    }

@@ -24,6 +24,8 @@ from service.labels import DECISION_LABELS, record_label
 from service.web.auth import InvalidKey, MissingKey, MissingScope, TooManyFailedKeys, authenticate_api_key
 from service.web.compat import ratelimit
 from service.web.context import current_runtime
+from service.web.error_handlers import http_error_headers
+from service.web.openapi import Part, json_response
 from service.web.validation import contains_lone_surrogate
 
 logger = logging.getLogger(__name__)
@@ -121,11 +123,13 @@ def _rate_limited(error: ratelimit.RateLimited) -> tuple[Response, int, dict[str
 
 
 @bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:
+def http_error(error: HTTPException) -> tuple[Response, int, dict[str, str]]:
+    """Any HTTP error in Google's shape; also the app's answer to a 404 or 405 under ``/v1alpha1/``."""
     if isinstance(error, RequestEntityTooLarge):
         return _perspective_error(PerspectiveError(400, "Comment text too long.", "COMMENT_TOO_LONG"))
     code = error.code if error.code in _STATUS_NAMES else 400
-    return _perspective_error(PerspectiveError(code, error.description or error.name))
+    message = error.description or error.name
+    return _perspective_error(PerspectiveError(code, message, headers=http_error_headers(error)))
 
 
 @bp.errorhandler(Exception)
@@ -173,6 +177,11 @@ def _authenticate(scope: str) -> ApiKey:
 
 
 def _json_body() -> dict[str, Any]:
+    # Google's front end reads only JSON bodies (any charset parameter is fine) and says so in a 400.
+    if request.mimetype != "application/json":
+        raise invalid_request(
+            "Invalid JSON payload received: send the body with 'Content-Type: application/json'."
+        )
     raw = request.get_data(cache=False)
     try:
         body = json.loads(raw or b"null")
@@ -507,3 +516,230 @@ def suggest_score() -> tuple[Response, int]:
     ratelimit.count_usage(runtime, api_key, "perspective:suggestscore")
     logger.info("perspective suggestscore key=%s decision=%s labels=%s", api_key.id, decision, sorted(labels))
     return jsonify({"clientToken": client_token} if client_token is not None else {}), 200
+
+
+# --- the contract --------------------------------------------------------------------------------
+
+_GOOGLE_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "status"],
+            "properties": {
+                "code": {"type": "integer"},
+                "message": {"type": "string"},
+                "status": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object"}},
+            },
+        }
+    },
+}
+#: A language code Perspective reads as English ("en", "EN", "en-US", "en_GB"), the only one scored.
+_ENGLISH = r"^\s*[Ee][Nn](?:[-_][\s\S]*)?$"
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _comment_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["text"],
+        "properties": {
+            "text": {
+                "type": "string",
+                "minLength": 1,
+                # The limit is 20 KB of UTF-8; a JSON Schema length counts characters.
+                "maxLength": MAX_COMMENT_BYTES,
+                "pattern": r"\S",
+                "description": f"Plain text, at most {MAX_COMMENT_BYTES} bytes as UTF-8, not only spaces.",
+            },
+            "type": _nullable({"type": "string", "enum": ["PLAIN_TEXT", "TEXT_TYPE_UNSPECIFIED"]}),
+        },
+    }
+
+
+def openapi_part() -> Part:
+    """``comments:analyze`` and ``comments:suggestscore``, in Google's request and error shapes."""
+    security = [{"perspectiveKey": []}, {"googApiKey": []}]
+    error = {"$ref": "#/components/schemas/GoogleError"}
+
+    def errors(**extra: str) -> dict[str, Any]:
+        answers = {
+            "400": "INVALID_ARGUMENT: a field is not valid (details name the errorType), the body "
+            "is not JSON, or the key is not valid (API_KEY_INVALID).",
+            "403": "PERMISSION_DENIED: no key, or one without the scope.",
+            "413": "The body is larger than the limit.",
+            "429": "RESOURCE_EXHAUSTED: the key's rate limit, or too many keys that are not valid.",
+            **extra,
+        }
+        return {status: json_response(text, error) for status, text in answers.items()}
+
+    score = {
+        "type": "object",
+        "properties": {"value": {"type": "number"}, "type": {"type": "string"}},
+    }
+    attribute_names = {"type": "string", "enum": list(ATTRIBUTES)}
+    common_fields = {
+        "comment": {"$ref": "#/components/schemas/PerspectiveComment"},
+        "clientToken": _nullable({"type": "string"}),
+        "context": _nullable({"type": "object"}),
+    }
+    return {
+        "components": {
+            "securitySchemes": {
+                "perspectiveKey": {"type": "apiKey", "in": "query", "name": "key"},
+                "googApiKey": {"type": "apiKey", "in": "header", "name": "x-goog-api-key"},
+            },
+            "schemas": {"GoogleError": _GOOGLE_ERROR, "PerspectiveComment": _comment_schema()},
+        },
+        "paths": {
+            f"{bp.url_prefix}/comments:analyze": {
+                "post": {
+                    "summary": "Perspective: score a comment (commentanalyzer v1alpha1)",
+                    "description": "Without 'languages' the language is detected; a comment in a "
+                    "language other than English is refused (LANGUAGE_NOT_SUPPORTED_BY_ATTRIBUTE) "
+                    "unless 'dropUnsupportedAttributes' is set.",
+                    "security": security,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["comment", "requestedAttributes"],
+                                    "properties": {
+                                        **common_fields,
+                                        "requestedAttributes": {
+                                            "type": "object",
+                                            "minProperties": 1,
+                                            "propertyNames": attribute_names,
+                                            "additionalProperties": _nullable(
+                                                {
+                                                    "type": "object",
+                                                    "properties": {
+                                                        "scoreType": _nullable(
+                                                            {"type": "string", "enum": ["", "PROBABILITY"]}
+                                                        ),
+                                                        "scoreThreshold": _nullable(
+                                                            {"type": "number", "minimum": 0, "maximum": 1}
+                                                        ),
+                                                    },
+                                                }
+                                            ),
+                                        },
+                                        "languages": _nullable(
+                                            {
+                                                "type": "array",
+                                                "items": {"type": "string", "pattern": _ENGLISH},
+                                            }
+                                        ),
+                                        "dropUnsupportedAttributes": _nullable({"type": "boolean"}),
+                                        "spanAnnotations": _nullable({"type": "boolean"}),
+                                        "doNotStore": _nullable({"type": "boolean"}),
+                                        "sessionId": _nullable({"type": "string"}),
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": json_response(
+                            "The scores of the requested attributes.",
+                            {
+                                "type": "object",
+                                "required": ["attributeScores", "languages"],
+                                "properties": {
+                                    "attributeScores": {
+                                        "type": "object",
+                                        "propertyNames": attribute_names,
+                                        "additionalProperties": {
+                                            "type": "object",
+                                            "properties": {
+                                                "summaryScore": score,
+                                                "spanScores": {
+                                                    "type": "array",
+                                                    "items": {
+                                                        "type": "object",
+                                                        "properties": {
+                                                            "begin": {"type": "integer"},
+                                                            "end": {"type": "integer"},
+                                                            "score": score,
+                                                        },
+                                                    },
+                                                },
+                                            },
+                                        },
+                                    },
+                                    "languages": {"type": "array", "items": {"type": "string"}},
+                                    "detectedLanguages": {"type": "array", "items": {"type": "string"}},
+                                    "clientToken": {"type": "string"},
+                                },
+                            },
+                        ),
+                        **errors(**{"503": "UNAVAILABLE: no scoring model; retry after 'Retry-After'."}),
+                    },
+                }
+            },
+            f"{bp.url_prefix}/comments:suggestscore": {
+                "post": {
+                    "summary": "Perspective: suggest a score (stored as a training label)",
+                    "description": "Coral sends its moderation outcome as APPROVED or DELETED.",
+                    "security": security,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["comment", "attributeScores"],
+                                    "properties": {
+                                        **common_fields,
+                                        "attributeScores": {
+                                            "type": "object",
+                                            "minProperties": 1,
+                                            "propertyNames": {
+                                                "type": "string",
+                                                "enum": [*ATTRIBUTES, *OUTCOMES],
+                                            },
+                                            "additionalProperties": {
+                                                "type": "object",
+                                                "required": ["summaryScore"],
+                                                "properties": {
+                                                    "summaryScore": {
+                                                        "type": "object",
+                                                        "required": ["value"],
+                                                        "properties": {
+                                                            "value": {
+                                                                "type": "number",
+                                                                "minimum": 0,
+                                                                "maximum": 1,
+                                                            }
+                                                        },
+                                                    }
+                                                },
+                                            },
+                                        },
+                                        "languages": _nullable(
+                                            {"type": "array", "items": {"type": "string", "pattern": r"\S"}}
+                                        ),
+                                        "communityId": _nullable({"type": "string"}),
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": json_response(
+                            "Stored; the clientToken is echoed.",
+                            {"type": "object", "properties": {"clientToken": {"type": "string"}}},
+                        ),
+                        **errors(),
+                    },
+                }
+            },
+        },
+    }

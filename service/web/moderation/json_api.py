@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from service.db import Comment
+from service.db import APPROVED, HELD, PENDING, REJECTED, Comment
 from service.decisions import ALL_DECISIONS, decide
 from service.errors import Conflict, Forbidden, InvalidComment, NotFound, Unauthorized
 from service.keys import server_secret
@@ -32,12 +32,24 @@ from service.web.auth import (
     too_many_failed_keys,
 )
 from service.web.context import current_runtime
-from service.web.moderation.queries import QUEUES, list_queue, parse_filter, queue_counts
+from service.web.moderation.queries import (
+    ATTRIBUTE_PATTERN,
+    DAY_PATTERN,
+    MAX_PAGE_SIZE,
+    QUEUES,
+    SORTS,
+    list_queue,
+    parse_filter,
+    queue_counts,
+)
+from service.web.openapi import Part, error_response, json_response
 from service.web.validation import read_json_object
 
 bp = Blueprint("moderation_api", __name__, url_prefix="/v1")
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: The statuses a decision's ``expected_status`` may name.
+STATUSES = (PENDING, APPROVED, HELD, REJECTED)
 
 
 @dataclass(frozen=True)
@@ -160,8 +172,8 @@ def post_decision(comment_id: str) -> tuple[Response, int]:
     if decision not in ALL_DECISIONS:
         raise InvalidComment("Unknown decision.", {"decision": f"one of {', '.join(ALL_DECISIONS)}"})
     expected = body.get("expected_status")
-    if expected is not None and not isinstance(expected, str):
-        raise InvalidComment("Bad expected_status.", {"expected_status": "a status name"})
+    if expected is not None and expected not in STATUSES:
+        raise InvalidComment("Bad expected_status.", {"expected_status": f"one of {', '.join(STATUSES)}"})
     principal: Principal = g.principal
     runtime = current_runtime()
     (outcome,) = decide(
@@ -187,3 +199,168 @@ def post_decision(comment_id: str) -> tuple[Response, int]:
         assert comment is not None
         summary = moderation_summary(comment)
     return jsonify({"decision": decision, "changed": outcome.changed, "comment": summary}), 200
+
+
+# --- the contract --------------------------------------------------------------------------------
+
+_STATUS = {"type": "string", "enum": list(STATUSES)}
+_MODERATION_COMMENT = {
+    "type": "object",
+    "required": ["id", "status", "text", "author"],
+    "properties": {
+        "id": {"type": "string"},
+        "external_id": {"type": ["string", "null"]},
+        "post_id": {"type": ["string", "null"]},
+        "status": _STATUS,
+        "reason": {"type": ["string", "null"]},
+        "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+        "reasons": {"type": "array", "items": {"type": "object"}},
+        "model_version": {"type": ["string", "null"]},
+        "received_at": {"type": ["string", "null"], "format": "date-time"},
+        "decided_at": {"type": ["string", "null"], "format": "date-time"},
+        "decided_by": {"type": ["string", "null"]},
+        "text": {"type": "string"},
+        "permalink": {"type": ["string", "null"]},
+        "uncertainty": {"type": ["number", "null"]},
+        "author": {
+            "type": "object",
+            "properties": {name: {"type": ["string", "null"]} for name in ("name", "email", "url", "ip")},
+        },
+    },
+}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _text_filter(name: str, limit: int, description: str) -> dict[str, Any]:
+    return _query(name, {"type": "string", "maxLength": limit}, description)
+
+
+def openapi_part() -> Part:
+    """``GET /v1/queues/{name}`` and ``POST /v1/comments/{id}/decision``."""
+    security = [{"bearerKey": []}]
+    score = {"type": "number", "minimum": 0, "maximum": 1}
+    day = {"type": "string", "format": "date", "pattern": DAY_PATTERN}
+    common = {
+        "401": error_response("No token, or not a valid one."),
+        "403": error_response("An API key without the 'moderate' scope."),
+        "429": error_response("Too many requests with tokens that are not valid."),
+    }
+    return {
+        "components": {"schemas": {"ModerationComment": _MODERATION_COMMENT}},
+        "paths": {
+            "/v1/queues/{name}": {
+                "get": {
+                    "summary": "A page of a moderation queue, with every queue's count",
+                    "description": "A moderator's token sees every comment; an API key with the "
+                    "'moderate' scope sees its own. The score range (min, max) needs 'attribute'.",
+                    "security": security,
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "enum": list(QUEUES)},
+                        },
+                        _text_filter("post", 200, "Only this post's comments."),
+                        _text_filter("reason", 64, "Only comments with this reason."),
+                        _query(
+                            "attribute",
+                            {"type": "string", "maxLength": 40, "pattern": ATTRIBUTE_PATTERN},
+                            "The score attribute 'min' and 'max' apply to (spam, toxicity, ...).",
+                        ),
+                        _query("min", score, "Lowest score of 'attribute'."),
+                        _query("max", score, "Highest score of 'attribute'."),
+                        _query("since", day, "Received on or after this day (UTC)."),
+                        _query(
+                            "until",
+                            {**day, "pattern": "^(?!9999-12-31)" + DAY_PATTERN.removeprefix("^")},
+                            "Received on or before this day (UTC).",
+                        ),
+                        _text_filter("q", 200, "Text search."),
+                        _query("sort", {"type": "string", "enum": list(SORTS)}, "The order."),
+                        _query(
+                            "limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE}, "Page size."
+                        ),
+                        _query(
+                            "cursor",
+                            {"type": "string"},
+                            "The previous page's next_cursor, with the same sort (opaque).",
+                        ),
+                    ],
+                    "responses": {
+                        "200": json_response(
+                            "The page.",
+                            {
+                                "type": "object",
+                                "required": ["queue", "count", "counts", "comments", "next_cursor"],
+                                "properties": {
+                                    "queue": {"type": "string"},
+                                    "count": {"type": "integer"},
+                                    "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                                    "comments": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/ModerationComment"},
+                                    },
+                                    "next_cursor": {"type": ["string", "null"]},
+                                },
+                            },
+                        ),
+                        **common,
+                        "404": error_response("No such queue."),
+                        "422": error_response("A filter or the cursor is not valid; 'fields' names each."),
+                    },
+                }
+            },
+            "/v1/comments/{comment_id}/decision": {
+                "post": {
+                    "summary": "Decide a comment (approve, reject as spam or abusive, hold, undo ...)",
+                    "security": security,
+                    "parameters": [
+                        {"name": "comment_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["decision"],
+                                    "properties": {
+                                        "decision": {"type": "string", "enum": list(ALL_DECISIONS)},
+                                        "expected_status": {
+                                            "anyOf": [_STATUS, {"type": "null"}],
+                                            "description": "Refused (409) if the comment is no longer so.",
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": json_response(
+                            "Decided (or already so: 'changed' is false).",
+                            {
+                                "type": "object",
+                                "required": ["decision", "changed", "comment"],
+                                "properties": {
+                                    "decision": {"type": "string"},
+                                    "changed": {"type": "boolean"},
+                                    "comment": {"$ref": "#/components/schemas/ModerationComment"},
+                                },
+                            },
+                        ),
+                        "400": error_response("The body is not valid JSON."),
+                        **common,
+                        "404": error_response("No such comment (for this key)."),
+                        "409": error_response("The comment changed since, or there is nothing to undo."),
+                        "413": error_response("The body is too large."),
+                        "415": error_response("The body is not application/json."),
+                        "422": error_response("An unknown decision or expected_status."),
+                    },
+                }
+            },
+        },
+    }

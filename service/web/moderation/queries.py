@@ -44,7 +44,11 @@ QUEUES = {
 }
 SORTS = {"newest": "Newest first", "oldest": "Oldest first", "uncertain": "Most uncertain first"}
 
-_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+ATTRIBUTE_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
+_ATTRIBUTE = re.compile(ATTRIBUTE_PATTERN)
+#: A day as YYYY-MM-DD (RFC 3339 full-date), as ``/openapi.json`` describes ``since`` and ``until``.
+DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_DAY = re.compile(DAY_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -85,8 +89,9 @@ def parse_filter(args: Mapping[str, str]) -> tuple[QueueFilter, dict[str, str]]:
     errors: dict[str, str] = {}
 
     def text(name: str, limit: int = 200) -> str | None:
-        value = (args.get(name) or "").strip()
-        if len(value) > limit:
+        raw = args.get(name) or ""
+        value = raw.strip()
+        if len(raw) > limit:  # as sent, as the document's maxLength counts it
             errors[name] = f"at most {limit} characters"
             return None
         return value or None
@@ -109,7 +114,9 @@ def parse_filter(args: Mapping[str, str]) -> tuple[QueueFilter, dict[str, str]]:
         if not raw:
             return None
         try:
-            value = date.fromisoformat(raw[:10])
+            if not _DAY.fullmatch(raw):
+                raise ValueError(raw)
+            value = date.fromisoformat(raw)
         except ValueError:
             errors[name] = "a date as YYYY-MM-DD"
             return None
