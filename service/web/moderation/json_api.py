@@ -32,6 +32,7 @@ from service.web.auth import (
     too_many_failed_keys,
 )
 from service.web.context import current_runtime
+from service.web.moderation.agreement import agreement_by_week, parse_weeks, rule_reason_counts
 from service.web.moderation.queries import QUEUES, list_queue, parse_filter, queue_counts
 from service.web.validation import read_json_object
 
@@ -131,6 +132,21 @@ def get_queue(name: str) -> Response:
             "next_cursor": page.next_cursor,
         }
     return jsonify(body)
+
+
+@bp.get("/agreement")
+@require_moderation_access
+def get_agreement() -> Response:
+    """Per ISO week of the model's decision: how many of its verdicts the moderators reversed."""
+    try:
+        weeks = parse_weeks(request.args.get("weeks"))
+    except ValueError as error:
+        raise InvalidComment("Bad weeks.", {"weeks": str(error)}) from None
+    principal: Principal = g.principal
+    with current_runtime().session() as session:
+        table = agreement_by_week(session, principal.scope, weeks, api_key_id=principal.api_key_id)
+        reasons = rule_reason_counts(session, principal.scope, weeks, api_key_id=principal.api_key_id)
+    return jsonify({"weeks": [week.as_json() for week in table], "rule_reasons": reasons})
 
 
 @bp.post("/authors/erase")

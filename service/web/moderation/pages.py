@@ -22,7 +22,8 @@ from service.keys import server_secret
 from service.moderators import LoginGuard, authenticate
 from service.sites import moderator_scope
 from service.web.context import current_runtime
-from service.web.moderation import models_page, site_page
+from service.web.moderation import models_page, site_page, thresholds_page
+from service.web.moderation.agreement import agreement_by_week, rule_reason_counts
 from service.web.moderation.charts import CHART_COLOURS, chart_rects
 from service.web.moderation.presenters import REASON_TITLES, age, comment_views, reason_title
 from service.web.moderation.queries import (
@@ -256,6 +257,8 @@ def overview() -> str:
         bars = hourly_counts(db, now, scope=scope)
         counts = queue_counts(db, scope=scope)
         oldest_held = oldest_held_at(db, scope=scope)
+        agreement = agreement_by_week(db, scope, now=now)
+        rule_reasons = rule_reason_counts(db, scope, now=now)
     totals = {status: sum(bar.counts[status] for bar in bars) for status in OVERVIEW_STATUSES}
     everything = sum(totals.values())
     shares = {status: (totals[status] / everything if everything else 0.0) for status in OVERVIEW_STATUSES}
@@ -275,8 +278,14 @@ def overview() -> str:
         oldest_held=oldest_held,
         oldest_held_age=age(oldest_held, now) if oldest_held else None,
         moderator=current_moderator(),
+        # Newest week first: the one an editor looks at after changing a threshold.
+        agreement=list(reversed(agreement)),
+        rule_reasons=rule_reasons,
     )
 
+
+# The threshold suggestion from the moderators' labels, linked from the overview's agreement table.
+bp.add_url_rule("/moderate/thresholds", view_func=thresholds_page.thresholds)
 
 # The Models page (its own module: versions, cards, the guard's reports), on this blueprint.
 bp.add_url_rule("/moderate/models", view_func=models_page.models)
