@@ -7,11 +7,12 @@ from typing import Any
 
 from classifier.labelstore import text_hash
 from service.db import APPROVED, HELD, PENDING, REJECTED, Comment, StatusChange, new_id
+from service.decisions import decide
 from service.moderators import create_moderator, issue_token
 from service.sites import create_site
 from service.web.moderation.agreement import agreement_by_week, first_week_start, rule_reason_counts
 from tests.conftest import drain_queues
-from tests.test_moderation_pages import PASSWORD, login
+from tests.test_moderation_pages import PASSWORD, add_comment, login
 
 #: A Wednesday; its ISO week is 2026-W49 (Monday 30 November).
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -219,3 +220,43 @@ def test_real_verdicts_then_moderator_decisions(client, runtime, api_key):
     )
     assert week.model_held == week.model_rejected == 0
     assert set(reasons.values()) == {0}
+
+
+def labelled(runtime: Any, spam: float, decision: str, site_id: int | None = None) -> None:
+    """A held comment with recorded scores, then a moderator's label for it."""
+    text = f"comment {new_id()} scoring {spam}"
+    comment_id = add_comment(runtime, text=text, scores={"spam": spam}, site_id=site_id)
+    (outcome,) = decide(runtime, [comment_id], decision, "moderator:alice")
+    assert outcome.changed
+
+
+def test_the_thresholds_suggestion_uses_only_the_moderators_own_site(client, runtime):
+    with runtime.session() as session:
+        gazette = create_site(session, "gazette").id
+        create_moderator(session, "gail", PASSWORD, site_id=gazette)
+    for index in range(10):
+        labelled(runtime, index / 20, "approve", site_id=gazette)  # 0.00 .. 0.45: fine
+        labelled(runtime, 0.6 + index / 40, "spam", site_id=gazette)  # 0.60 .. 0.83: spam
+    labelled(runtime, 0.1, "spam")  # another site's label would break the gazette's suggestion
+    login(client, "gail")
+    overview = client.get("/moderate/overview").get_data(as_text=True)
+    assert 'href="/moderate/thresholds"' in overview
+    page = client.get("/moderate/thresholds")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "20 labelled comments" in html
+    assert 'id="suggest-spam"' in html
+    # The highest threshold approving none of the gazette's spam: 0.60 (0.10 with the other site's label).
+    assert "suggested: <strong>0.60</strong>" in html
+    assert 'href="/moderate/sites/gazette"' in html
+
+
+def test_a_bad_target_is_a_422_shown_in_the_page_escaped(client, runtime):
+    with runtime.session() as session:
+        create_moderator(session, "root", PASSWORD)
+    login(client, "root")
+    page = client.get('/moderate/thresholds?target="><script>x</script>')
+    html = page.get_data(as_text=True)
+    assert page.status_code == 422
+    assert 'id="thresholds-error"' in html and "<script>x</script>" not in html
+    assert "No labelled comments" in html

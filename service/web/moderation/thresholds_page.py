@@ -17,6 +17,7 @@ from classifier.labelstore import LabelStoreError, load_site_labels
 from service.db import DEFAULT_SITE, Comment, Site
 from service.sites import moderator_scope, site_thresholds
 from service.web.context import current_runtime
+from service.web.moderation.queries import QUEUES, queue_counts
 from service.web.moderation.session import current_moderator
 
 
@@ -41,6 +42,7 @@ def thresholds() -> tuple[str, int]:
         scope = moderator_scope(db, moderator)
         site = db.get(Site, moderator.site_id) if moderator.site_id is not None else None
         overrides = (site.settings or {}) if site is not None else {}
+        counts = queue_counts(db, scope=scope)
     site_name = site.name if site is not None else DEFAULT_SITE
     current = site_thresholds(runtime.settings.thresholds, overrides)
 
@@ -70,5 +72,7 @@ def thresholds() -> tuple[str, int]:
         unscored=len(rows) - len(scored),
         site_name=site_name,
         moderator=moderator,
+        queues=QUEUES,
+        counts=counts,
     )
     return body, 422 if error else 200
