@@ -12,7 +12,7 @@ from service.moderators import create_moderator, issue_token
 from service.sites import create_site
 from service.web.moderation.agreement import agreement_by_week, first_week_start, rule_reason_counts
 from tests.conftest import drain_queues
-from tests.test_moderation_pages import PASSWORD, add_comment, login
+from tests.test_moderation_pages import PASSWORD, add_comment, csrf_from, login
 
 #: A Wednesday; its ISO week is 2026-W49 (Monday 30 November).
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -157,14 +157,39 @@ def test_a_site_moderator_sees_only_their_site(client, runtime):
     assert root["weeks"][-1]["model_approved"]["count"] == 2
     assert root["rule_reasons"]["banned_word"] == 1
     assert len(gail["weeks"]) == 12
-    assert (
-        len(
-            client.get("/v1/agreement?weeks=3", headers={"Authorization": f"Bearer {gail_token}"}).get_json()[
-                "weeks"
-            ]
-        )
-        == 3
-    )
+    three = client.get("/v1/agreement?weeks=3", headers={"Authorization": f"Bearer {gail_token}"})
+    assert len(three.get_json()["weeks"]) == 3
+    # A moderator of every site can look at one; a site moderator cannot look past theirs.
+    picked = client.get("/v1/agreement?site=gazette", headers={"Authorization": f"Bearer {root_token}"})
+    assert picked.get_json()["weeks"][-1] == gail["weeks"][-1]
+    other = client.get("/v1/agreement?site=default", headers={"Authorization": f"Bearer {gail_token}"})
+    assert other.get_json()["weeks"][-1]["model_approved"]["count"] == 0
+    assert set(other.get_json()["rule_reasons"].values()) == {0}
+    missing = client.get("/v1/agreement?site=nowhere", headers={"Authorization": f"Bearer {root_token}"})
+    assert missing.status_code == 404
+
+
+def test_the_overview_of_one_site(client, runtime):
+    with runtime.session() as session:
+        gazette = create_site(session, "gazette").id
+        create_moderator(session, "gail", PASSWORD, site_id=gazette)
+        create_moderator(session, "root", PASSWORD)
+    recent = datetime.now(UTC) - timedelta(seconds=1)
+    decided(runtime, APPROVED, recent, (MOD, REJECTED), site_id=gazette)
+    for _ in range(3):
+        decided(runtime, APPROVED, recent)
+    login(client, "root")
+    every = client.get("/moderate/overview").get_data(as_text=True)
+    assert 'id="overview-site"' in every and "1 of 4" in every
+    one = client.get("/moderate/overview?site=gazette").get_data(as_text=True)
+    assert "1 of 1 (100.0%)" in one and 'href="/moderate/thresholds?site=gazette"' in one
+    assert client.get("/moderate/overview?site=nowhere").status_code == 404
+    client.post("/logout", data={"csrf_token": csrf_from(one)})
+    login(client, "gail")
+    own = client.get("/moderate/overview").get_data(as_text=True)
+    assert 'id="overview-site"' not in own and "1 of 1 (100.0%)" in own
+    assert client.get("/moderate/overview?site=default").status_code == 404
+    assert client.get("/moderate/thresholds?site=default").status_code == 404
 
 
 def test_bad_weeks_get_a_422_naming_the_field(client, runtime):

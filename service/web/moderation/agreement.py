@@ -20,7 +20,8 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from service import policy
-from service.db import APPROVED, HELD, REJECTED, Comment, StatusChange
+from service.db import APPROVED, HELD, REJECTED, Comment, Site, StatusChange
+from service.sites import comment_condition, find_site
 
 DEFAULT_WEEKS = 12
 MAX_WEEKS = 104
@@ -100,6 +101,20 @@ class WeekAgreement:
                 "approved_share": self.rejected_then_approved_share,
             },
         }
+
+
+def narrowed_to_site(session: Session, scope: Any, name: str | None) -> tuple[Site | None, Any]:
+    """``scope`` narrowed to the site called ``name`` (None: unchanged); raises LookupError if unknown.
+
+    Both conditions hold together, so a site moderator naming another site sees nothing of it.
+    """
+    if not name:
+        return None, scope
+    site = find_site(session, name)
+    if site is None:
+        raise LookupError(name)
+    condition = comment_condition(site)
+    return site, condition if scope is None else and_(scope, condition)
 
 
 def parse_weeks(raw: str | None) -> int:

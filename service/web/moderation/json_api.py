@@ -32,7 +32,12 @@ from service.web.auth import (
     too_many_failed_keys,
 )
 from service.web.context import current_runtime
-from service.web.moderation.agreement import agreement_by_week, parse_weeks, rule_reason_counts
+from service.web.moderation.agreement import (
+    agreement_by_week,
+    narrowed_to_site,
+    parse_weeks,
+    rule_reason_counts,
+)
 from service.web.moderation.queries import QUEUES, list_queue, parse_filter, queue_counts
 from service.web.validation import read_json_object
 
@@ -143,10 +148,15 @@ def get_agreement() -> Response:
     except ValueError as error:
         raise InvalidComment("Bad weeks.", {"weeks": str(error)}) from None
     principal: Principal = g.principal
+    name = request.args.get("site") or None
     with current_runtime().session() as session:
-        table = agreement_by_week(session, principal.scope, weeks, api_key_id=principal.api_key_id)
-        reasons = rule_reason_counts(session, principal.scope, weeks, api_key_id=principal.api_key_id)
-    return jsonify({"weeks": [week.as_json() for week in table], "rule_reasons": reasons})
+        try:
+            _, scope = narrowed_to_site(session, principal.scope, name)
+        except LookupError:
+            raise NotFound(f"No site {name!r}.") from None
+        table = agreement_by_week(session, scope, weeks, api_key_id=principal.api_key_id)
+        reasons = rule_reason_counts(session, scope, weeks, api_key_id=principal.api_key_id)
+    return jsonify({"site": name, "weeks": [week.as_json() for week in table], "rule_reasons": reasons})
 
 
 @bp.post("/authors/erase")

@@ -20,10 +20,10 @@ from service.decisions import decide as apply_decision
 from service.errors import InvalidComment, NotFound
 from service.keys import server_secret
 from service.moderators import LoginGuard, authenticate
-from service.sites import moderator_scope
+from service.sites import can_view, list_sites, moderator_scope
 from service.web.context import current_runtime
 from service.web.moderation import models_page, site_page, thresholds_page
-from service.web.moderation.agreement import agreement_by_week, rule_reason_counts
+from service.web.moderation.agreement import agreement_by_week, narrowed_to_site, rule_reason_counts
 from service.web.moderation.charts import CHART_COLOURS, chart_rects
 from service.web.moderation.presenters import REASON_TITLES, age, comment_views, reason_title
 from service.web.moderation.queries import (
@@ -252,8 +252,17 @@ def reject_author(comment_id: str) -> ResponseReturnValue:
 @bp.get("/moderate/overview")
 def overview() -> str:
     now = utcnow()
+    moderator = current_moderator()
     with current_runtime().session() as db:
-        scope = moderator_scope(db, current_moderator())
+        sites = [site.name for site in list_sites(db) if can_view(moderator, site)]
+        # A moderator of every site sees them together, or one site with ?site=.
+        name = request.args.get("site") or None
+        try:
+            site, scope = narrowed_to_site(db, moderator_scope(db, moderator), name)
+        except LookupError:
+            raise NotFound(f"No site {name!r}.") from None
+        if site is not None and not can_view(moderator, site):
+            raise NotFound(f"No site {name!r}.")
         bars = hourly_counts(db, now, scope=scope)
         counts = queue_counts(db, scope=scope)
         oldest_held = oldest_held_at(db, scope=scope)
@@ -277,10 +286,12 @@ def overview() -> str:
         statuses=OVERVIEW_STATUSES,
         oldest_held=oldest_held,
         oldest_held_age=age(oldest_held, now) if oldest_held else None,
-        moderator=current_moderator(),
+        moderator=moderator,
         # Newest week first: the one an editor looks at after changing a threshold.
         agreement=list(reversed(agreement)),
         rule_reasons=rule_reasons,
+        sites=sites,
+        site=site.name if site is not None else None,
     )
 
 

@@ -15,8 +15,10 @@ from sqlalchemy import select
 from classifier import thresholds as suggestions
 from classifier.labelstore import LabelStoreError, load_site_labels
 from service.db import DEFAULT_SITE, Comment, Site
-from service.sites import moderator_scope, site_thresholds
+from service.errors import NotFound
+from service.sites import can_view, moderator_scope, site_thresholds
 from service.web.context import current_runtime
+from service.web.moderation.agreement import narrowed_to_site
 from service.web.moderation.queries import QUEUES, queue_counts
 from service.web.moderation.session import current_moderator
 
@@ -38,9 +40,16 @@ def thresholds() -> tuple[str, int]:
     runtime = current_runtime()
     moderator = current_moderator()
     target, error = _target(request.args.get("target"))
+    name = request.args.get("site") or None
     with runtime.session() as db:
-        scope = moderator_scope(db, moderator)
-        site = db.get(Site, moderator.site_id) if moderator.site_id is not None else None
+        try:
+            site, scope = narrowed_to_site(db, moderator_scope(db, moderator), name)
+        except LookupError:
+            raise NotFound(f"No site {name!r}.") from None
+        if site is not None and not can_view(moderator, site):
+            raise NotFound(f"No site {name!r}.")
+        if site is None and moderator.site_id is not None:
+            site = db.get(Site, moderator.site_id)
         overrides = (site.settings or {}) if site is not None else {}
         counts = queue_counts(db, scope=scope)
     site_name = site.name if site is not None else DEFAULT_SITE
@@ -71,6 +80,7 @@ def thresholds() -> tuple[str, int]:
         labelled=len(rows),
         unscored=len(rows) - len(scored),
         site_name=site_name,
+        chosen_site=name,
         moderator=moderator,
         queues=QUEUES,
         counts=counts,
