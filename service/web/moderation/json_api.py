@@ -32,12 +32,7 @@ from service.web.auth import (
     too_many_failed_keys,
 )
 from service.web.context import current_runtime
-from service.web.moderation.agreement import (
-    agreement_by_week,
-    narrowed_to_site,
-    parse_weeks,
-    rule_reason_counts,
-)
+from service.web.moderation.agreement import agreement_and_rule_reasons, narrowed_to_site, parse_weeks
 from service.web.moderation.queries import QUEUES, list_queue, parse_filter, queue_counts
 from service.web.validation import read_json_object
 
@@ -154,8 +149,7 @@ def get_agreement() -> Response:
             _, scope = narrowed_to_site(session, principal.scope, name)
         except LookupError:
             raise NotFound(f"No site {name!r}.") from None
-        table = agreement_by_week(session, scope, weeks, api_key_id=principal.api_key_id)
-        reasons = rule_reason_counts(session, scope, weeks, api_key_id=principal.api_key_id)
+        table, reasons = agreement_and_rule_reasons(session, scope, weeks, api_key_id=principal.api_key_id)
     return jsonify({"site": name, "weeks": [week.as_json() for week in table], "rule_reasons": reasons})
 
 

@@ -23,7 +23,7 @@ from service.moderators import LoginGuard, authenticate
 from service.sites import can_view, list_sites, moderator_scope
 from service.web.context import current_runtime
 from service.web.moderation import models_page, site_page, thresholds_page
-from service.web.moderation.agreement import agreement_by_week, narrowed_to_site, rule_reason_counts
+from service.web.moderation.agreement import agreement_and_rule_reasons, narrowed_to_site
 from service.web.moderation.charts import CHART_COLOURS, chart_rects
 from service.web.moderation.presenters import REASON_TITLES, age, comment_views, reason_title
 from service.web.moderation.queries import (
@@ -266,8 +266,7 @@ def overview() -> str:
         bars = hourly_counts(db, now, scope=scope)
         counts = queue_counts(db, scope=scope)
         oldest_held = oldest_held_at(db, scope=scope)
-        agreement = agreement_by_week(db, scope, now=now)
-        rule_reasons = rule_reason_counts(db, scope, now=now)
+        agreement, rule_reasons = agreement_and_rule_reasons(db, scope, now=now)
     totals = {status: sum(bar.counts[status] for bar in bars) for status in OVERVIEW_STATUSES}
     everything = sum(totals.values())
     shares = {status: (totals[status] / everything if everything else 0.0) for status in OVERVIEW_STATUSES}
