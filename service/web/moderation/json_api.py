@@ -32,6 +32,7 @@ from service.web.auth import (
     too_many_failed_keys,
 )
 from service.web.context import current_runtime
+from service.web.moderation.agreement import agreement_and_rule_reasons, narrowed_to_site, parse_weeks
 from service.web.moderation.queries import (
     ATTRIBUTE_PATTERN,
     DAY_PATTERN,
@@ -143,6 +144,25 @@ def get_queue(name: str) -> Response:
             "next_cursor": page.next_cursor,
         }
     return jsonify(body)
+
+
+@bp.get("/agreement")
+@require_moderation_access
+def get_agreement() -> Response:
+    """Per ISO week of the model's decision: how many of its verdicts the moderators reversed."""
+    try:
+        weeks = parse_weeks(request.args.get("weeks"))
+    except ValueError as error:
+        raise InvalidComment("Bad weeks.", {"weeks": str(error)}) from None
+    principal: Principal = g.principal
+    name = request.args.get("site") or None
+    with current_runtime().session() as session:
+        try:
+            _, scope = narrowed_to_site(session, principal.scope, name)
+        except LookupError:
+            raise NotFound(f"No site {name!r}.") from None
+        table, reasons = agreement_and_rule_reasons(session, scope, weeks, api_key_id=principal.api_key_id)
+    return jsonify({"site": name, "weeks": [week.as_json() for week in table], "rule_reasons": reasons})
 
 
 @bp.post("/authors/erase")

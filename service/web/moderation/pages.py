@@ -20,9 +20,10 @@ from service.decisions import decide as apply_decision
 from service.errors import InvalidComment, NotFound
 from service.keys import server_secret
 from service.moderators import LoginGuard, authenticate
-from service.sites import moderator_scope
+from service.sites import can_view, list_sites, moderator_scope
 from service.web.context import current_runtime
-from service.web.moderation import models_page, site_page
+from service.web.moderation import models_page, site_page, thresholds_page
+from service.web.moderation.agreement import agreement_and_rule_reasons, narrowed_to_site
 from service.web.moderation.charts import CHART_COLOURS, chart_rects
 from service.web.moderation.presenters import REASON_TITLES, age, comment_views, reason_title
 from service.web.moderation.queries import (
@@ -251,11 +252,21 @@ def reject_author(comment_id: str) -> ResponseReturnValue:
 @bp.get("/moderate/overview")
 def overview() -> str:
     now = utcnow()
+    moderator = current_moderator()
     with current_runtime().session() as db:
-        scope = moderator_scope(db, current_moderator())
+        sites = [site.name for site in list_sites(db) if can_view(moderator, site)]
+        # A moderator of every site sees them together, or one site with ?site=.
+        name = request.args.get("site") or None
+        try:
+            site, scope = narrowed_to_site(db, moderator_scope(db, moderator), name)
+        except LookupError:
+            raise NotFound(f"No site {name!r}.") from None
+        if site is not None and not can_view(moderator, site):
+            raise NotFound(f"No site {name!r}.")
         bars = hourly_counts(db, now, scope=scope)
         counts = queue_counts(db, scope=scope)
         oldest_held = oldest_held_at(db, scope=scope)
+        agreement, rule_reasons = agreement_and_rule_reasons(db, scope, now=now)
     totals = {status: sum(bar.counts[status] for bar in bars) for status in OVERVIEW_STATUSES}
     everything = sum(totals.values())
     shares = {status: (totals[status] / everything if everything else 0.0) for status in OVERVIEW_STATUSES}
@@ -274,9 +285,17 @@ def overview() -> str:
         statuses=OVERVIEW_STATUSES,
         oldest_held=oldest_held,
         oldest_held_age=age(oldest_held, now) if oldest_held else None,
-        moderator=current_moderator(),
+        moderator=moderator,
+        # Newest week first: the one an editor looks at after changing a threshold.
+        agreement=list(reversed(agreement)),
+        rule_reasons=rule_reasons,
+        sites=sites,
+        site=site.name if site is not None else None,
     )
 
+
+# The threshold suggestion from the moderators' labels, linked from the overview's agreement table.
+bp.add_url_rule("/moderate/thresholds", view_func=thresholds_page.thresholds)
 
 # The Models page (its own module: versions, cards, the guard's reports), on this blueprint.
 bp.add_url_rule("/moderate/models", view_func=models_page.models)
