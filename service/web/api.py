@@ -10,7 +10,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, request
 
-from service import queueing
+from service import metrics, queueing
 from service.db import PENDING, Comment
 from service.errors import InvalidComment, NotFound
 from service.runtime import Runtime
@@ -54,6 +54,7 @@ def post_comment() -> tuple[Response, int, dict[str, str]]:
             comment, created = create_comment(session, api_key, fields, runtime.autocommit_engine)
     if created:
         _enqueue(runtime, comment.id)
+        metrics.COMMENTS_RECEIVED.labels(metrics.site_label(api_key.site_id)).inc()
         logger.info("comment=%s received key=%s length=%d", comment.id, api_key.id, len(comment.text))
     if wait > 0 and comment.status == PENDING:
         comment = wait_for_verdict(runtime, comment.id, wait) or comment
