@@ -130,6 +130,10 @@ def openapi_document() -> dict[str, Any]:
                         "422": _error_response(
                             "Fields are missing, unknown or invalid; 'fields' names each."
                         ),
+                        "429": _error_response(
+                            "The key exceeded COMMENT_RATE_LIMIT (off by default); nothing was stored. "
+                            "Retry after 'Retry-After' seconds."
+                        ),
                         "503": _error_response("The database is unavailable; retry after 'Retry-After'."),
                     },
                 }
