@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -246,3 +247,49 @@ def test_readyz_degraded_status_is_configurable(runtime, client, api_key, code):
     response = client.get("/readyz")
     assert response.status_code == code
     assert response.get_json()["status"] == "degraded"
+
+
+# --- gunicorn, several processes ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_under_gunicorn_every_scrape_counts_every_process(settings, api_key, tmp_path: Path):
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_PREFIX": settings.redis_prefix,
+        "MODERATION_MODEL_DIR": str(settings.model_dir),
+        "MODERATION_VAR_DIR": str(settings.var_dir),
+        "SECRET_KEY": settings.secret_key,
+        "PROMETHEUS_MULTIPROC_DIR": str(directory),
+    }
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "3"]
+    process = subprocess.Popen(
+        [*command, "--preload", "service:create_app()"], env=env, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        for _ in range(12):  # a connection each: the kernel spreads them over the processes
+            answer = httpx.post(f"{base}/v1/comments", json=POLITE, headers=api_key.headers, timeout=10)
+            assert answer.status_code == 202
+        pids = {path.name.split("_")[-1] for path in directory.glob("counter_*.db")}
+        assert len(pids) >= 2, "the requests all went to one process; the test proves nothing"
+        for _ in range(6):
+            samples = parse(httpx.get(f"{base}/metrics", timeout=10).text)
+            assert value(samples, "moderation_comments_received_total", site="default") == 12
+            assert value(samples, "moderation_pending_comments") == 12
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
