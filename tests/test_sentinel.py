@@ -173,6 +173,8 @@ def test_the_service_goes_on_after_the_primary_dies(cluster: Cluster, tmp_path, 
             "the client never found the new primary",
         )
         accepted += post(10)  # after: straight to the new primary
+        inbox = redis.Redis(port=cluster.replica_port).lrange("sentinel:inbox", 0, -1)
+        assert {item.decode() for item in inbox} >= set(accepted[-10:])
 
         for _ in range(3):
             reconcile(runtime)
