@@ -1,4 +1,4 @@
-"""The RQ worker entry point: ``python worker.py [--processes N] [--fork] [--burst]``.
+"""The RQ worker entry point: ``python worker.py [--processes N] [--fork] [--burst] [--metrics-port N]``.
 
 By default jobs run in the worker process itself (RQ's SimpleWorker): the model and the database
 pool are ready, and a verdict takes milliseconds. ``--fork`` runs each job in a forked work horse
@@ -10,6 +10,9 @@ Each worker process loads the active model before it starts, so forked work hors
 runs a background thread that (a) re-enqueues comments whose job was lost and webhook attempts that
 are due (the reconciler; a Redis lock lets one process do it per interval) and (b) swaps in a newly
 promoted model between jobs.
+
+``--metrics-port N`` serves the process's Prometheus metrics (scoring batches, verdicts, webhooks, the
+reconciler, its model) on port N; with ``--processes K`` the K processes use ports N to N+K-1.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import redis
 from rq import SimpleWorker, Worker
 from sqlalchemy.exc import SQLAlchemyError
 
-from service import jobs, privacy, queueing, retraining
+from service import jobs, metrics, privacy, queueing, retraining
 from service.keys import server_secret
 from service.lifetime import die_with_parent
 from service.logs import configure_logging
@@ -83,9 +86,12 @@ def run_worker(
     burst: bool = False,
     simple: bool = False,
     queues: tuple[str, ...] = queueing.SERVING_QUEUES,
+    metrics_port: int | None = None,
 ) -> bool:
     runtime = Runtime.build(settings)
     bind_process_runtime(runtime)
+    if metrics_port is not None:
+        serve_worker_metrics(runtime, metrics_port)
     if runtime.models.model is None:
         logger.error("no active model: comments will be held as 'unscored' until one is promoted")
     stop = threading.Event()
@@ -103,6 +109,15 @@ def run_worker(
         stop.set()
 
 
+def serve_worker_metrics(runtime: Runtime, port: int) -> None:
+    """This process's metrics on ``port``; the backlog gauges are the API's (one series, not one a worker)."""
+    registry = metrics.scrape_registry(
+        runtime.settings.metrics_multiprocess_dir, [metrics.runtime_collector(runtime, with_backlog=False)]
+    )
+    metrics.serve_metrics(port, registry)
+    logger.info("metrics port=%d", port)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=1, help="worker processes to run (default 1)")
@@ -118,7 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated queues (default: %(default)s; run a separate `--queues "
         f"{queueing.TRAINING_QUEUE}` worker for retraining)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on this port (with --processes K: this port to port+K-1)",
+    )
     args = parser.parse_args(argv)
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536 - max(args.processes, 1):
+        parser.error("--metrics-port takes a port number")
     simple = not args.fork
     queues = tuple(name.strip() for name in args.queues.split(",") if name.strip())
     unknown = set(queues) - set(queueing.WORKER_QUEUES)
@@ -127,27 +150,43 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     configure_logging(settings)
     if args.processes <= 1:
-        run_worker(settings, burst=args.burst, simple=simple, queues=queues)
+        run_worker(settings, burst=args.burst, simple=simple, queues=queues, metrics_port=args.metrics_port)
         return 0
-    return supervise(settings, args.processes, args.burst, simple, queues)
+    return supervise(settings, args.processes, args.burst, simple, queues, args.metrics_port)
 
 
 def run_child_worker(
-    parent_pid: int, settings: Settings, burst: bool, simple: bool, queues: tuple[str, ...]
+    parent_pid: int,
+    settings: Settings,
+    burst: bool,
+    simple: bool,
+    queues: tuple[str, ...],
+    metrics_port: int | None = None,
 ) -> bool:
     """A supervised worker process: it stops (SIGTERM) when its supervisor dies, even by SIGKILL."""
     die_with_parent(parent_pid)
-    return run_worker(settings, burst=burst, simple=simple, queues=queues)
+    return run_worker(settings, burst=burst, simple=simple, queues=queues, metrics_port=metrics_port)
 
 
-def supervise(settings: Settings, processes: int, burst: bool, simple: bool, queues: tuple[str, ...]) -> int:
+def supervise(
+    settings: Settings,
+    processes: int,
+    burst: bool,
+    simple: bool,
+    queues: tuple[str, ...],
+    metrics_port: int | None = None,
+) -> int:
     """Run N worker processes and restart any that dies, until SIGTERM/SIGINT."""
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
-    def start() -> multiprocessing.process.BaseProcess:
+    def start(index: int) -> multiprocessing.process.BaseProcess:
+        # Each process keeps its slot's metrics port across restarts, so scrape targets stay put.
+        port = metrics_port + index if metrics_port is not None else None
         process = context.Process(
-            target=run_child_worker, args=(os.getpid(), settings, burst, simple, queues), daemon=False
+            target=run_child_worker,
+            args=(os.getpid(), settings, burst, simple, queues, port),
+            daemon=False,
         )
         process.start()
         return process
@@ -157,14 +196,14 @@ def supervise(settings: Settings, processes: int, burst: bool, simple: bool, que
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    children = [start() for _ in range(processes)]
+    children = [start(index) for index in range(processes)]
     while not stopping.is_set():
         for index, child in enumerate(children):
             if not child.is_alive():
                 if burst:
                     continue
                 logger.warning("worker pid=%s exited code=%s; restarting", child.pid, child.exitcode)
-                children[index] = start()
+                children[index] = start(index)
         if burst and not any(child.is_alive() for child in children):
             break
         time.sleep(1)

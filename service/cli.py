@@ -191,7 +191,7 @@ def _run_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start the API (waitress) and a worker; with no REDIS_URL, an embedded Redis for both."""
     env = dict(os.environ)
     embedded = watcher = None
-    if not settings.redis_url:
+    if not settings.external_redis:
         embedded = start_embedded_redis(settings)
         env["REDIS_URL"] = embedded_redis_url(embedded)
         # Stops that Redis if this process is killed outright (it daemonises: it is not our child).

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from redis.connection import parse_url
+from redis.sentinel import Sentinel
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
@@ -29,10 +31,29 @@ _REDIS_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
 
 
 def connect_redis(settings: Settings) -> redis.Redis:
-    """A Redis client for the configured server, or for the embedded one."""
+    """A Redis client for the configured server (or Sentinel's primary), or for the embedded one."""
+    if settings.redis_sentinels:
+        return connect_sentinel_primary(settings)
     if settings.redis_url:
         return redis.Redis.from_url(settings.redis_url, **_REDIS_TIMEOUTS)
     return start_embedded_redis(settings)
+
+
+def connect_sentinel_primary(settings: Settings) -> redis.Redis:
+    """A client on the primary Sentinel names; after a failover its next connection finds the new one.
+
+    Commands in flight when the primary dies fail (``ConnectionError``), like any Redis outage: the
+    comment is already stored, and the reconciler enqueues it again on the new primary.
+    """
+    options: dict[str, object] = {}
+    if settings.redis_url:  # only the database number and credentials: the address is Sentinel's
+        options = {
+            key: value
+            for key, value in parse_url(settings.redis_url).items()
+            if key in {"db", "username", "password"}
+        }
+    sentinel = Sentinel(list(settings.redis_sentinels), sentinel_kwargs=dict(_REDIS_TIMEOUTS))
+    return sentinel.master_for(settings.redis_sentinel_service, **_REDIS_TIMEOUTS, **options)
 
 
 def start_embedded_redis(settings: Settings) -> redis.Redis:

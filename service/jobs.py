@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from classifier.comment import Comment as ClassifierComment
 from classifier.text import Normalized
-from service import queueing, webhooks
+from service import metrics, queueing, webhooks
 from service.db import PENDING, ApiKey, Comment, WebhookDelivery, utcnow
 from service.keys import server_secret, webhook_secret
 from service.languages import detect_language
@@ -94,6 +94,7 @@ def _remember_claim(job: Job | None, comment_ids: list[str]) -> None:
 
 def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
     """Score the still-pending comments among ``comment_ids`` with one model call; record verdicts."""
+    started = time.perf_counter()
     with runtime.session() as session:
         comments = pending_comments(session, comment_ids)
         if not comments:
@@ -130,8 +131,20 @@ def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
                 changes.append(change)
                 _log_verdict(comment, values, batch.model_version, batch.error)
         session.commit()
+    metrics.SCORING_BATCH_SIZE.observe(len(comments))
+    metrics.SCORING_BATCH_DURATION.observe(time.perf_counter() - started)
+    _observe_verdicts(changes)
     after_commit(runtime, changes)
     return len(changes)
+
+
+def _observe_verdicts(changes: Sequence[Any]) -> None:
+    """Count the committed verdicts and their latency from arrival (the comments are still loaded)."""
+    for change in changes:
+        comment = change.comment
+        metrics.observe_verdict(
+            comment.site_id, comment.status, comment.reason, comment.received_at, comment.decided_at
+        )
 
 
 def site_verdict(
@@ -224,6 +237,7 @@ def hold_unscored(runtime: Runtime, comment_ids: Sequence[str], actor: str) -> i
             if change is not None:
                 changes.append(change)
         session.commit()
+    _observe_verdicts(changes)
     logger.warning("held unscored comments count=%d actor=%s", len(changes), actor)
     after_commit(runtime, changes)
     return len(changes)
@@ -264,6 +278,9 @@ def deliver_webhook(delivery_id: int) -> str:
             else:
                 delivery.next_attempt_at = utcnow() + delay
         session.commit()
+        metrics.WEBHOOK_DELIVERIES.labels(_delivery_outcome(delivery.state)).inc()
+        if delivery.attempts > 1:
+            metrics.WEBHOOK_RETRIES.inc()
         logger.info(
             "webhook delivery=%s comment=%s state=%s attempts=%d error=%s",
             delivery.id,
@@ -273,6 +290,10 @@ def deliver_webhook(delivery_id: int) -> str:
             error,
         )
         return delivery.state
+
+
+def _delivery_outcome(state: str) -> str:
+    return "failed" if state == "pending" else state  # pending again: it failed and will be retried
 
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> str | None:
@@ -324,6 +345,8 @@ def reconcile(runtime: Runtime, limit: int = 1000) -> ReconcileReport:
                 .execution_options(synchronize_session=False)
             )
         session.commit()
+    metrics.RECONCILER_REQUEUES.labels("comment").inc(len(stale))
+    metrics.RECONCILER_REQUEUES.labels("webhook").inc(len(due))
     if stale or due:
         logger.info("reconciled comments=%d webhooks=%d", len(stale), len(due))
     return ReconcileReport(len(stale), len(due))

@@ -6,9 +6,11 @@ once per process. It imports neither Flask nor anything else heavy, so the worke
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+from datetime import UTC, datetime
 
 from rq import get_current_job
 
@@ -59,8 +61,43 @@ class RedactingFilter(logging.Filter):
 _REDACTING_FILTER = RedactingFilter()
 
 
+#: The ``key=value`` line format; the JSON format carries the same fields.
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s job=%(job)s %(message)s"
+#: ``key=value`` pairs in a message (values end at whitespace): they become fields of their own.
+_MESSAGE_FIELD = re.compile(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_.-]*)=(\S*)")
+_RESERVED_FIELDS = frozenset({"time", "level", "logger", "job", "message", "exception"})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: the text line's fields (time, level, logger, job, message), plus each
+    ``key=value`` pair of the message as a field of its own, so shippers need no parsing rules."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "job": getattr(record, "job", "-"),
+            "message": message,
+        }
+        for key, value in _MESSAGE_FIELD.findall(message):
+            if key not in _RESERVED_FIELDS:
+                entry.setdefault(key, value)
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        elif record.stack_info:
+            entry["exception"] = redact(self.formatStack(record.stack_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def make_formatter(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
 def configure_logging(settings: Settings) -> None:
-    """Entry points call this once: ``key=value`` lines on stderr, each with its RQ job id, no secrets."""
+    """Entry points call this once: ``key=value`` lines (or JSON, ``LOG_FORMAT=json``) on stderr, each
+    with its RQ job id, no secrets."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_REDACTING_FILTER)
     handler.addFilter(_JobIdFilter())
@@ -68,7 +105,7 @@ def configure_logging(settings: Settings) -> None:
         server_logger = logging.getLogger(name)
         if _REDACTING_FILTER not in server_logger.filters:
             server_logger.addFilter(_REDACTING_FILTER)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s job=%(job)s %(message)s"))
+    handler.setFormatter(make_formatter(settings.log_format))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

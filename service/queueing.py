@@ -224,3 +224,13 @@ def enqueue_retraining(
         result_ttl=TRAINING_RESULT_TTL,
         failure_ttl=FAILURE_TTL,
     )
+
+
+def queue_depths(connection: redis.Redis, settings: Settings) -> dict[str, int]:
+    """Entries waiting in Redis: comment ids in the scoring inbox, jobs in each worker queue."""
+    pipe = connection.pipeline(transaction=False)
+    pipe.llen(inbox_key(settings))
+    for name in WORKER_QUEUES:
+        pipe.llen(Queue(name, connection=connection).key)
+    counts = pipe.execute()
+    return dict(zip(("inbox", *WORKER_QUEUES), (int(count) for count in counts), strict=True))

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from redis import Redis
+from redis.sentinel import SentinelConnectionPool
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -78,6 +79,10 @@ class Runtime:
         pool, it does not test the connection first, so a command on one Redis has dropped fails
         once and the next command reconnects (``api._enqueue`` retries once).
         """
+        if isinstance(self.redis.connection_pool, SentinelConnectionPool):
+            # A client pinned to one Sentinel-managed connection keeps dialling the dead primary
+            # after a failover (redis-py 8, seen in tests/test_sentinel.py); the pool asks Sentinel.
+            return self.redis
         local = self._per_thread
         if getattr(local, "pid", None) != os.getpid():  # new thread, or a fork inherited this one's
             local.redis = Redis(connection_pool=self.redis.connection_pool, single_connection_client=True)

