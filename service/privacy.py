@@ -62,9 +62,18 @@ class ErasureReport:
 
 
 def erase_author(
-    session: Session, email: str, actor: str, sealing_key: str, api_key_id: int | None = None
+    session: Session,
+    email: str,
+    actor: str,
+    sealing_key: str,
+    api_key_id: int | None = None,
+    scope: ColumnElement[bool] | None = None,
 ) -> ErasureReport:
-    """Erase the author with this e-mail address (only from ``api_key_id``'s comments, if given); commits."""
+    """Erase the author with this e-mail address; commits.
+
+    Only from ``api_key_id``'s comments, if given, and only from the comments ``scope`` selects (a site
+    moderator's site), if given: nobody erases another site's data.
+    """
     email = email.strip()
     if not email:
         raise ValueError("an e-mail address is needed")
@@ -73,6 +82,8 @@ def erase_author(
     query = select(Comment.id).where(same_author)
     if api_key_id is not None:
         query = query.where(Comment.api_key_id == api_key_id)
+    if scope is not None:
+        query = query.where(scope)
     comment_ids = list(session.scalars(query))
     for start in range(0, len(comment_ids), RETENTION_BATCH):
         chunk = comment_ids[start : start + RETENTION_BATCH]
@@ -84,7 +95,7 @@ def erase_author(
     # The labels copied from those comments, and (for the operator or a moderator) any other label
     # carrying the address, such as imported ones.
     label_match: list[ColumnElement[bool]] = [Label.comment_id.in_(comment_ids)] if comment_ids else []
-    if api_key_id is None:
+    if api_key_id is None and scope is None:
         label_match.append(or_(func.lower(Label.author_email) == email.lower(), Label.author_email == hashed))
     labels = 0
     if label_match:

@@ -12,11 +12,12 @@ from sqlalchemy import func, select, text
 
 import worker
 from service.cli import COMMANDS
-from service.db import APPROVED, AuthorErasure, Comment, Label, StatusChange, utcnow
+from service.db import APPROVED, AuthorErasure, Comment, Label, Site, StatusChange, utcnow
 from service.decisions import decide
 from service.keys import create_api_key, server_secret
-from service.moderators import issue_token
+from service.moderators import create_moderator, issue_token
 from service.privacy import PSEUDONYM_MARK, apply_retention, erase_author, maybe_apply_retention, pseudonym
+from service.sites import create_site
 from tests.test_moderation_pages import add_comment, logged_in, make_moderator
 
 ADA = "Ada.Lovelace@example.com"
@@ -228,3 +229,22 @@ def test_the_worker_reconciler_runs_retention(runtime):
         stop.set()
         thread.join(timeout=10)
     assert ADA.lower() not in all_text(runtime, "comments").lower()
+
+
+def test_api_erase_by_a_site_moderator_covers_only_that_site(client, runtime):
+    with runtime.session() as session:
+        gazette = create_site(session, "gazette")
+        create_site(session, "courier")
+        create_moderator(session, "gail", "a long password", site_id=gazette.id)
+        token = issue_token(session, "gail")
+        courier = session.scalars(select(Site).where(Site.name == "courier")).one()
+        courier_id = courier.id
+    ours = ada_comment(runtime, site_id=gazette.id)
+    kept = ada_comment(runtime, site_id=courier_id)
+    response = client.post(
+        "/v1/authors/erase", json={"email": ADA}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200 and response.get_json()["comments"] == 1
+    with runtime.session() as session:
+        assert session.get(Comment, ours).author_email == ""  # type: ignore[union-attr]
+        assert session.get(Comment, kept).author_email == ADA  # type: ignore[union-attr]

@@ -168,7 +168,8 @@ def get_agreement() -> Response:
 @bp.post("/authors/erase")
 @require_moderation_access
 def erase_author_data() -> tuple[Response, int]:
-    """Erase an author's e-mail, IP, name and URL (a CMS key: only from its own comments)."""
+    """Erase an author's e-mail, IP, name and URL (a CMS key: only from its own comments; a site's
+    moderator: only from that site's)."""
     body = read_json_object(request)
     email = body.get("email")
     if not isinstance(email, str) or not email.strip() or len(email) > 320:
@@ -179,7 +180,12 @@ def erase_author_data() -> tuple[Response, int]:
     runtime = current_runtime()
     with runtime.session() as session:
         report = erase_author(
-            session, email, principal.actor, server_secret(runtime.settings), api_key_id=principal.api_key_id
+            session,
+            email,
+            principal.actor,
+            server_secret(runtime.settings),
+            api_key_id=principal.api_key_id,
+            scope=principal.scope,
         )
     return jsonify({"erasure": report.erasure_id, "comments": report.comments, "labels": report.labels}), 200
 
