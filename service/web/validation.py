@@ -165,6 +165,19 @@ def not_space_pattern() -> str:
     return _class_of(_space_codes(), negate=True)
 
 
+def _is_blank_or_slash(char: str) -> bool:
+    return char == "/" or _is_blank(char)
+
+
+def url_pattern() -> str:
+    """Matches what ``_url`` accepts: once control characters are removed and white space trimmed,
+    ``http://`` or ``https://`` (any case; Python's ``(?i)`` also takes the long s) and a host."""
+    control = "[\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\ufeff\\ufffe\\uffff]"
+    scheme = "".join(f"[{char.upper()}{char}]{control}*" for char in "http") + f"(?:[Ss\\u017f]{control}*)?"
+    slashes = f":{control}*/{control}*/{control}*"
+    return f"^{_char_class(_is_blank)}*{scheme}{slashes}{_char_class(_is_blank_or_slash, negate=True)}"
+
+
 def visible_pattern() -> str:
     """Matches a string with at least one visible character (see ``is_visible_text``).
 
@@ -381,7 +394,7 @@ def comment_in_schemas() -> dict[str, dict[str, Any]]:
         "pattern": not_blank_pattern(),
         "default": None,
     }
-    url = {"type": "string", "maxLength": 2000, "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/]"}
+    url = {"type": "string", "maxLength": 2000, "pattern": url_pattern()}
     return {
         "name": text(200, not_blank_pattern(), "Author's display name."),
         "email": {
