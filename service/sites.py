@@ -168,6 +168,8 @@ def validate_settings(changes: Mapping[str, Any], defaults: Thresholds) -> dict[
                 errors[name] = "true or false"
                 continue
         elif kind is int:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # JSON does not tell 30 from 30.0 (neither does JSON Schema)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
                 errors[name] = "a whole number from 0 to 1000"
                 continue

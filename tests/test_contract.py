@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from service.db import Label
+from tests.test_site_api import token_headers
 
 GOOGLE_STATUS = {404: "NOT_FOUND", 405: "INVALID_ARGUMENT"}
 
@@ -30,6 +31,14 @@ def allowed(response) -> set[str]:  # noqa: ANN001
         ("put", "/v1alpha1/comments:suggestscore", {"POST"}),
         ("get", "/1.1/comment-check", {"POST"}),
         ("delete", "/1.1/verify-key", {"POST"}),
+        ("get", "/v1/authors/erase", {"POST"}),
+        ("post", "/v1/sites", {"GET"}),
+        ("put", "/v1/sites/gazette/rules", {"POST", "DELETE"}),
+        ("put", "/v1/sites/gazette/rules.csv", {"GET", "POST"}),
+        ("post", "/v1/sites/gazette/settings", {"PATCH"}),
+        ("get", "/v1/sites/gazette/try", {"POST"}),
+        ("post", "/v1/sites/gazette/audit", {"GET"}),
+        ("get", "/coral/v1/phase", {"POST"}),
     ],
 )
 def test_every_405_says_which_methods_the_url_has(client, method, path, expected):  # noqa: ANN001
@@ -191,6 +200,110 @@ def test_the_document_and_the_validator_agree(client, api_key, change):  # noqa:
     response = client.post("/v1/comments", json=body, headers=api_key.headers)
     assert response.status_code in (202, 422), response.get_data(as_text=True)
     assert validator.is_valid(body) == (response.status_code == 202), response.get_data(as_text=True)
+
+
+def _validator(document: dict, schema: dict):  # noqa: ANN202
+    return jsonschema_rs.validator_for(
+        {**schema, "components": document["components"]}, validate_formats=True
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://news.example/a",
+        "HTTP://x",
+        "\x00 http://x",
+        "ht\x00tp://x",
+        "httP://\x05\x9f",
+        "http:// x",
+        "ftp://x",
+    ],
+)
+def test_the_document_and_the_validator_agree_on_urls(client, api_key, url):  # noqa: ANN001
+    document = client.get("/openapi.json").get_json()
+    validator = _validator(document, {"$ref": "#/components/schemas/CommentIn"})
+    body = {**GOOD, "permalink": url}
+    response = client.post("/v1/comments", json=body, headers=api_key.headers)
+    assert response.status_code in (202, 422), response.get_data(as_text=True)
+    assert validator.is_valid(body) == (response.status_code == 202), response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("kind", "entry"),
+    [
+        ("banned_word", "idiot"),
+        ("banned_word", "  buy * now "),
+        ("banned_word", "a.b"),
+        ("banned_word", "a.*b"),
+        ("banned_word", "(x|y)"),
+        ("banned_word", "* *"),
+        ("banned_word", "bad\x00word"),
+        ("banned_word", "tab\tinside"),
+        ("banned_word", " "),
+        ("banned_word", "x" * 201),
+        ("email_ban_domain", "Example.COM"),
+        ("email_ban_domain", "https://www.example.com/path?q=1"),
+        ("email_ban_domain", "@example.com"),
+        ("email_ban_domain", "localhost"),
+        ("email_ban_domain", "-bad-.com"),
+        ("author_banned_email", "Ann@Example.com"),
+        ("author_banned_email", "a" * 65 + "@example.com"),
+        ("author_banned_email", "no-at-sign"),
+        ("author_banned_email", "a b@example.com"),
+        ("author_banned_ip", "192.0.2.1"),
+        ("author_banned_ip", "2001:db8::1"),
+        ("author_banned_ip", "192.0.2.256"),
+        ("author_banned_ip", "01.2.3.4"),
+        ("nonsense_list", "idiot"),
+    ],
+)
+def test_the_document_and_the_rules_api_agree_on_entries(client, runtime, kind, entry):  # noqa: ANN001
+    document = client.get("/openapi.json").get_json()
+    operation = document["paths"]["/v1/sites/{name}/rules"]["post"]
+    validator = _validator(document, operation["requestBody"]["content"]["application/json"]["schema"])
+    body = {"list": kind, "entries": [entry]}
+    response = client.post(
+        "/v1/sites/gazette/rules", json=body, headers=token_headers(runtime, "ada", "admin")
+    )
+    assert response.status_code in (201, 422), response.get_data(as_text=True)
+    assert validator.is_valid(body) == (response.status_code == 201), response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"max_links": 30},
+        {"max_links": 30.0},  # JSON has one kind of number: 30.0 is the integer 30
+        {"max_links": 30.5},
+        {"max_links": 1001},
+        {"spam_reject": 1},
+        {"spam_reject": True},
+        {"supported_languages": ["en", "de"]},
+        {"supported_languages": []},
+        {"supported_languages": ["en-GB"]},
+        {"hold_disposable_email": None},
+        {"unknown": 1},
+    ],
+)
+def test_the_document_and_the_settings_api_agree(client, runtime, change):  # noqa: ANN001
+    document = client.get("/openapi.json").get_json()
+    operation = document["paths"]["/v1/sites/{name}/settings"]["patch"]
+    validator = _validator(document, operation["requestBody"]["content"]["application/json"]["schema"])
+    headers = token_headers(runtime, "ada", "admin")
+    response = client.patch("/v1/sites/gazette/settings", json=change, headers=headers)
+    assert response.status_code in (200, 422), response.get_data(as_text=True)
+    assert validator.is_valid(change) == (response.status_code == 200), response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("email", ["ann@example.com", " ", "\x1c", "\u3000x", "x" * 321, "", 12])
+def test_the_document_and_the_erase_api_agree(client, api_key, email):  # noqa: ANN001
+    document = client.get("/openapi.json").get_json()
+    operation = document["paths"]["/v1/authors/erase"]["post"]
+    validator = _validator(document, operation["requestBody"]["content"]["application/json"]["schema"])
+    response = client.post("/v1/authors/erase", json={"email": email}, headers=api_key.headers)
+    assert response.status_code in (200, 422), response.get_data(as_text=True)
+    assert validator.is_valid({"email": email}) == (response.status_code == 200)
 
 
 def test_wait_has_the_configured_maximum(client, runtime):  # noqa: ANN001

@@ -72,8 +72,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             health.openapi_part,
             api.openapi_part,
             json_api.openapi_part,
+            site_api.openapi_part,
             perspective.openapi_part,
             akismet.openapi_part,
+            coral.openapi_part,
         ),
     )
     app.after_request(_security_headers)

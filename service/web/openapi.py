@@ -99,7 +99,8 @@ def build_document(parts: Iterable[Part]) -> dict[str, Any]:
             "approved, held for a moderator, or rejected as spam. Verdicts arrive by signed webhook "
             "(X-Moderation-Signature: t=<unix>,v1=<HMAC-SHA256 of '<t>.<body>'>) or by polling. "
             "The same models answer a Perspective-compatible API (/v1alpha1) and an "
-            "Akismet-compatible one (/1.1, /1.2), each in its own protocol's shapes.",
+            "Akismet-compatible one (/1.1, /1.2), each in its own protocol's shapes, and Coral's "
+            "external moderation phase (/coral/v1/phase, signed by Coral).",
         },
         "components": components,
         "paths": paths,

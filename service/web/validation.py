@@ -10,7 +10,7 @@ import ipaddress
 import json
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
@@ -96,12 +96,17 @@ def _char_class(predicate: Callable[[str], bool], negate: bool = False) -> str:
     """A regular-expression class of every code point ``predicate`` holds for, as ranges.
 
     Built from the validator's own predicates, so the document's patterns say exactly what is
-    checked. Code points above the BMP are written as themselves (ECMA-262 has no \\U escape).
+    checked.
     """
+    codes = (code for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF and predicate(chr(code)))
+    return _class_of(codes, negate)
+
+
+def _class_of(codes: Iterable[int], negate: bool = False) -> str:
+    """The class of ``codes`` (ascending). Code points above the BMP are written as themselves
+    (ECMA-262 has no \\U escape)."""
     ranges: list[tuple[int, int]] = []
-    for code in range(0x110000):
-        if 0xD800 <= code <= 0xDFFF or not predicate(chr(code)):
-            continue
+    for code in codes:
         if ranges and ranges[-1][1] == code - 1:
             ranges[-1] = (ranges[-1][0], code)
         else:
@@ -112,6 +117,32 @@ def _char_class(predicate: Callable[[str], bool], negate: bool = False) -> str:
 
     body = "".join(char(a) if a == b else f"{char(a)}-{char(b)}" for a, b in ranges)
     return f"[{'^' if negate else ''}{body}]"
+
+
+#: Characters written escaped inside a regular-expression class.
+_CLASS_ESCAPES = {"\r": "\\r", "\n": "\\n", **{char: "\\" + char for char in "\\]^[-(){}?.*+|/$"}}
+
+
+def printable_pattern(excluded: str = "", space: bool = True) -> str:
+    """One character ``str.isprintable`` allows, but ``excluded`` (and the space, unless ``space``).
+
+    Python's printable characters are those outside the Unicode categories C and Z, and the
+    space: written with ECMA-262 property escapes, as OpenAPI 3.1's JSON Schema reads them.
+    """
+    escaped = "".join(_CLASS_ESCAPES.get(char, char) for char in excluded)
+    solid = f"[^\\p{{C}}\\p{{Z}}{escaped}]"
+    return f"(?:{solid}| )" if space else solid
+
+
+@cache
+def space_class(excluded: str = "") -> str:
+    """The characters ``str.strip`` removes (``str.isspace``), except ``excluded``."""
+    return _class_of(code for code in _space_codes() if chr(code) not in excluded)
+
+
+@cache
+def _space_codes() -> tuple[int, ...]:
+    return tuple(code for code in range(0x110000) if chr(code).isspace())
 
 
 def _is_blank(char: str) -> bool:
@@ -127,6 +158,24 @@ def not_blank_pattern() -> str:
 def blank_pattern() -> str:
     """Matches a string that is empty after cleaning and trimming (an optional field is then absent)."""
     return f"^{_char_class(_is_blank)}*$"
+
+
+def not_space_pattern() -> str:
+    """Matches a string that ``str.strip`` leaves something of (Python's white space, not ECMA's)."""
+    return _class_of(_space_codes(), negate=True)
+
+
+def _is_blank_or_slash(char: str) -> bool:
+    return char == "/" or _is_blank(char)
+
+
+def url_pattern() -> str:
+    """Matches what ``_url`` accepts: once control characters are removed and white space trimmed,
+    ``http://`` or ``https://`` (any case; Python's ``(?i)`` also takes the long s) and a host."""
+    control = "[\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f\\ufeff\\ufffe\\uffff]"
+    scheme = "".join(f"[{char.upper()}{char}]{control}*" for char in "http") + f"(?:[Ss\\u017f]{control}*)?"
+    slashes = f":{control}*/{control}*/{control}*"
+    return f"^{_char_class(_is_blank)}*{scheme}{slashes}{_char_class(_is_blank_or_slash, negate=True)}"
 
 
 def visible_pattern() -> str:
@@ -345,7 +394,7 @@ def comment_in_schemas() -> dict[str, dict[str, Any]]:
         "pattern": not_blank_pattern(),
         "default": None,
     }
-    url = {"type": "string", "maxLength": 2000, "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/]"}
+    url = {"type": "string", "maxLength": 2000, "pattern": url_pattern()}
     return {
         "name": text(200, not_blank_pattern(), "Author's display name."),
         "email": {

@@ -68,6 +68,7 @@ from service.web.compat import ratelimit
 from service.web.compat.akismet import text_windows
 from service.web.context import current_runtime
 from service.web.error_handlers import error_body
+from service.web.openapi import Part, error_response, json_response
 from service.web.validation import field_errors, read_json_object
 
 logger = logging.getLogger(__name__)
@@ -405,3 +406,108 @@ def phase() -> Response:
     if outcome.comment_id is not None:
         headers["X-Moderation-Comment"] = outcome.comment_id
     return _answer(phase_answer(outcome.status, outcome.reason), headers)
+
+
+# --- the contract --------------------------------------------------------------------------------
+
+
+def _string(min_length: int, max_length: int) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_length, "maxLength": max_length}
+
+
+def _object(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    # Coral may add fields in a later version: unknown ones are ignored, as the models do.
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def _phase_request_schema() -> dict[str, Any]:
+    identifier = _string(1, 200)
+    return _object(
+        ["action", "comment", "author", "story", "site", "tenantID", "tenantDomain"],
+        {
+            "action": {"type": "string", "enum": ["NEW", "EDIT"]},
+            "comment": _object(
+                ["body"],
+                {"body": _string(0, 1_000_000), "parentID": {"anyOf": [identifier, {"type": "null"}]}},
+            ),
+            "author": _object(["id", "role"], {"id": identifier, "role": _string(1, 50)}),
+            "story": _object(["id", "url"], {"id": identifier, "url": _string(0, 2000)}),
+            "site": _object(["id"], {"id": identifier}),
+            "tenantID": identifier,
+            "tenantDomain": _string(1, 255),
+        },
+    )
+
+
+def openapi_part() -> Part:
+    """``POST /coral/v1/phase``: Coral's external moderation phase, signed by Coral."""
+    flag = {
+        "type": "object",
+        "required": ["actionType", "reason"],
+        "properties": {
+            "actionType": {"const": "FLAG"},
+            "reason": {"enum": [FLAG_SPAM["reason"], FLAG_TOXIC["reason"]]},
+        },
+    }
+    status_headers = {
+        "X-Moderation-Status": {"description": "Our verdict.", "schema": {"type": "string"}},
+        "X-Moderation-Reason": {"description": "Why.", "schema": {"type": "string"}},
+    }
+    return {
+        "components": {
+            "securitySchemes": {
+                "coralKey": {"type": "apiKey", "in": "query", "name": "key"},
+                "coralSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": SIGNATURE_HEADER,
+                    "description": "sha256=<hex HMAC-SHA256 of the raw body> under the phase's signing "
+                    "secret (CORAL_SIGNING_SECRET); several joined by ',' while a secret rotates.",
+                },
+            },
+            "schemas": {"CoralPhaseRequest": _phase_request_schema()},
+        },
+        "paths": {
+            f"{bp.url_prefix}/phase": {
+                "post": {
+                    "summary": "Coral (talk v7+) external moderation phase",
+                    "description": "Scores and stores the comment, and answers in Coral's "
+                    "ExternalModerationResponse shape. The same signed body again gets the decision "
+                    "already recorded. Approved is 204 (no opinion); unscored is PREMOD.",
+                    "security": [{"coralKey": [], "coralSignature": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/CoralPhaseRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "200": json_response(
+                            "Rejected, withheld or pre-moderated.",
+                            {
+                                "type": "object",
+                                "required": ["status"],
+                                "properties": {
+                                    "status": {"enum": ["REJECTED", "SYSTEM_WITHHELD", "PREMOD"]},
+                                    "actions": {"type": "array", "items": flag},
+                                },
+                            },
+                            status_headers,
+                        ),
+                        "204": {
+                            "description": "Approved: no opinion, Coral's settings apply.",
+                            "headers": status_headers,
+                        },
+                        "400": error_response("The body is not valid JSON."),
+                        "401": error_response("No key or signature, or one that is not valid."),
+                        "403": error_response(f"An API key without the '{SCOPE}' scope."),
+                        "413": error_response("The body is too large."),
+                        "415": error_response("The body is not application/json."),
+                        "422": error_response("A field is missing or not valid ('fields' names each)."),
+                        "429": error_response("The key's rate limit, or too many keys that are not valid."),
+                        "503": error_response("No signing secret is configured here."),
+                    },
+                }
+            }
+        },
+    }

@@ -44,7 +44,7 @@ from service.web.moderation.queries import (
     queue_counts,
 )
 from service.web.openapi import Part, error_response, json_response
-from service.web.validation import read_json_object
+from service.web.validation import not_space_pattern, read_json_object
 
 bp = Blueprint("moderation_api", __name__, url_prefix="/v1")
 
@@ -265,7 +265,7 @@ def _text_filter(name: str, limit: int, description: str) -> dict[str, Any]:
 
 
 def openapi_part() -> Part:
-    """``GET /v1/queues/{name}`` and ``POST /v1/comments/{id}/decision``."""
+    """``GET /v1/queues/{name}``, ``POST /v1/comments/{id}/decision`` and ``POST /v1/authors/erase``."""
     security = [{"bearerKey": []}]
     score = {"type": "number", "minimum": 0, "maximum": 1}
     day = {"type": "string", "format": "date", "pattern": DAY_PATTERN}
@@ -337,6 +337,53 @@ def openapi_part() -> Part:
                         **common,
                         "404": error_response("No such queue."),
                         "422": error_response("A filter or the cursor is not valid; 'fields' names each."),
+                    },
+                }
+            },
+            "/v1/authors/erase": {
+                "post": {
+                    "summary": "Erase an author's name, e-mail, URL and IP from comments and labels",
+                    "description": "By e-mail address (compared without case). A moderator's token erases "
+                    "it from every comment; an API key with the 'moderate' "
+                    "scope only from its own comments. The texts and decisions stay, as training data.",
+                    "security": security,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["email"],
+                                    "properties": {
+                                        "email": {
+                                            "type": "string",
+                                            "minLength": 1,
+                                            "maxLength": 320,
+                                            "pattern": not_space_pattern(),
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": json_response(
+                            "Erased: how many comments and labels had the address (0 and 0 is fine).",
+                            {
+                                "type": "object",
+                                "required": ["erasure", "comments", "labels"],
+                                "properties": {
+                                    "erasure": {"type": "integer"},
+                                    "comments": {"type": "integer", "minimum": 0},
+                                    "labels": {"type": "integer", "minimum": 0},
+                                },
+                            },
+                        ),
+                        "400": error_response("The body is not valid JSON."),
+                        **common,
+                        "413": error_response("The body is too large."),
+                        "415": error_response("The body is not application/json."),
+                        "422": error_response("No e-mail address, or a blank or too long one."),
                     },
                 }
             },
