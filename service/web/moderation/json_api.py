@@ -345,7 +345,8 @@ def openapi_part() -> Part:
                     "summary": "Erase an author's name, e-mail, URL and IP from comments and labels",
                     "description": "By e-mail address (compared without case). A moderator's token erases "
                     "it from every comment of the moderator's site (every site's, for a moderator of "
-                    "all sites); an API key with the 'moderate' scope only from its own comments. The texts and decisions stay, as training data.",
+                    "all sites); an API key with the 'moderate' scope only from its own comments. "
+                    "The texts and decisions stay, as training data.",
                     "security": security,
                     "requestBody": {
                         "required": True,
