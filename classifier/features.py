@@ -96,6 +96,9 @@ META_FEATURES: tuple[tuple[str, str], ...] = (
     ("short_text", "meta: very short text"),
 )
 META_NAMES: tuple[str, ...] = tuple(name for name, _ in META_FEATURES)
+#: The metadata features that say a link in the text looks like spam's (a shortener, a shop domain); the
+#: counts of links and domains are not among them, a reader's citations have those too.
+SUSPICIOUS_LINK_FEATURES: tuple[str, ...] = ("link_shortener", "link_shop")
 #: The metadata features that describe the author (name, URL, e-mail) rather than the text's style.
 AUTHOR_FEATURES: tuple[str, ...] = (
     "name_keywords",

@@ -292,3 +292,28 @@ def test_blog_spam_with_a_keyword_author_also_teaches_its_text() -> None:
     assert scores[0.5][0] > scores[0.0][0] + 0.05
     # Generic praise is what readers write too: only its author fields make it spam, never its text alone.
     assert scores[0.5][1] - scores[0.0][1] < 0.6 * (scores[0.5][0] - scores[0.0][0])
+
+
+def test_links_in_the_text_never_count_against_spam() -> None:
+    """Discussion that links through t.co must not teach "a shortener means ham" (link spam slipped past)."""
+    from classifier.comment import TOXICITY_ATTRIBUTES
+    from classifier.features import META_NAMES, SUSPICIOUS_LINK_FEATURES
+    from tests.conftest import tiny_examples
+
+    clean = {a: 0.0 for a in TOXICITY_ATTRIBUTES}
+    tweets = [
+        LabelledComment(Comment(f"what a game tonight lads {i} http://t.co/x{i}"), clean, "tweets")
+        for i in range(40)
+    ]
+
+    def link_weights(never_ham: bool) -> np.ndarray:
+        params = TrainParams(
+            word_bits=12, char_bits=13, min_df=1, calibrate=False, suspicious_links_never_ham=never_ham
+        )
+        model = train(tiny_examples() + tweets, params)
+        vectorizer, head = model.spam.named_steps["features"], model.spam.named_steps["classifier"]
+        first = vectorizer.n_word + vectorizer.n_char
+        return head.coef_[0, [first + META_NAMES.index(name) for name in SUSPICIOUS_LINK_FEATURES]]
+
+    assert (link_weights(False) < 0).any()  # what the discussion corpora teach when left alone
+    assert (link_weights(True) >= 0).all()
