@@ -138,18 +138,7 @@ def create_decided_comment(
         **_comment_columns(fields),
     )
     session.add(comment)
-    session.add(
-        StatusChange(
-            comment_id=comment.id,
-            from_status=PENDING,
-            to_status=decided.status,
-            reason=decided.reason,
-            actor=decided.actor,
-            model_version=decided.model_version,
-            scores=comment.scores,
-            created_at=now,
-        )
-    )
+    session.add(_history_row(comment.id, PENDING, decided, now))
     try:
         session.flush()  # the comment first: the outbox row refers to it
         delivery = _add_webhook(session, comment)
@@ -162,6 +151,20 @@ def create_decided_comment(
             raise
         return existing, None
     return comment, Change(comment, delivery)
+
+
+def _history_row(comment_id: str, from_status: str, update: StatusUpdate, now: datetime) -> StatusChange:
+    """The status history row of one change: who moved the comment from what to what, and why."""
+    return StatusChange(
+        comment_id=comment_id,
+        from_status=from_status,
+        to_status=update.status,
+        reason=update.reason,
+        actor=update.actor,
+        model_version=update.model_version,
+        scores=dict(update.scores) if update.scores is not None else None,
+        created_at=now,
+    )
 
 
 def insert_comment(
@@ -332,18 +335,7 @@ def change_status(
     )
     if result.rowcount != 1:
         return None
-    session.add(
-        StatusChange(
-            comment_id=comment.id,
-            from_status=expected,
-            to_status=update_to.status,
-            reason=update_to.reason,
-            actor=update_to.actor,
-            model_version=update_to.model_version,
-            scores=dict(update_to.scores) if update_to.scores is not None else None,
-            created_at=now,
-        )
-    )
+    session.add(_history_row(comment.id, expected, update_to, now))
     for key, value in values.items():
         # The row already holds these values: update the object without making it dirty, or the
         # next flush would write the same UPDATE a second time.
