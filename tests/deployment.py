@@ -417,7 +417,9 @@ class Deployment:
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
-                alive = [worker for worker in Worker.all(connection=connection) if worker.get_state() != "dead"]
+                alive = [
+                    worker for worker in Worker.all(connection=connection) if worker.get_state() != "dead"
+                ]
                 if len(alive) >= count:
                     return
                 time.sleep(0.2)

@@ -66,7 +66,7 @@ TEXTS = [
 
 
 @pytest.fixture
-def hosts(tiny_registry) -> Iterator[Deployment]:  # noqa: ANN001
+def hosts(tiny_registry) -> Iterator[Deployment]:
     missing = missing_requirements()
     if missing:
         message = "the several-hosts test needs " + ", ".join(missing)
