@@ -17,17 +17,18 @@ real partition, rather than failing fast with "network unreachable".
 
 Names carry the pid (namespaces ``moderation-<pid>-<host>``, links ``mh<pid>…``, and the subnet is
 derived from it), so concurrent runs do not meet. Everything is torn down on leaving
-:func:`deployment`, whatever happened. Needs root and ``ip`` (iproute2).
+:func:`deployment`, whatever happened; what a run killed before its teardown left behind is removed
+by the next. Needs root and ``ip`` (iproute2).
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -139,6 +140,31 @@ def namespace_pids(namespace: str) -> list[int]:
         return [int(pid) for pid in run("ip", "netns", "pids", namespace).split()]
     except RuntimeError:  # the namespace is gone
         return []
+
+
+def remove_leftovers() -> None:
+    """Stop and delete what runs killed before their teardown left: their servers would run on."""
+    for line in run("ip", "netns", "list").splitlines():
+        match = re.match(r"(moderation-(\d+)-\S+)", line)
+        if match and not _alive(int(match.group(2))):
+            for pid in namespace_pids(match.group(1)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            subprocess.run(["ip", "netns", "del", match.group(1)], capture_output=True)
+    for line in run("ip", "-o", "link", "show", "type", "bridge").splitlines():
+        match = re.match(r"\d+: (mh(\d+)br):", line)
+        if match and not _alive(int(match.group(2))):
+            subprocess.run(["ip", "link", "del", match.group(1)], capture_output=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def wait_for_port(address: str, port: int, timeout: float, what: str) -> None:
@@ -526,8 +552,9 @@ def deployment(
     pid = os.getpid()
     workdir = Path(tempfile.mkdtemp(prefix=f"moderation-hosts-{pid}-"))
     workdir.chmod(0o711)  # the postgres user must reach its data directory inside
-    # Link names are at most 15 characters: "mh" + a hash of the pid keeps them short and per run.
-    run_id = "mh" + hashlib.sha1(str(pid).encode()).hexdigest()[:6]
+    remove_leftovers()
+    # Link names are at most 15 characters: "mh<pid><host>i" is at most 13.
+    run_id = f"mh{pid}"
     built = Deployment(
         run_id, workdir, Addresses.for_pid(pid), model_dir, worker_hosts, dict(extra_env or {})
     )

@@ -1,7 +1,7 @@
 """Several hosts: the README's production deployment across network namespaces, under load and faults.
 
 PostgreSQL and Redis on one host, gunicorn on another, ``worker.py`` on two more (``tests/deployment.py``
-builds it). Under a bounded load (20 comments/s for 75 s) worker host 1 loses power (every process
+builds it). Under a bounded load (20 comments/s for 60 s) worker host 1 loses power (every process
 in it SIGKILLed), then the API's network to Redis is cut for 30 s while PostgreSQL stays reachable.
 Afterwards every comment answered 2xx exists once, has exactly one verdict, none is pending, and the
 CMS received a signed webhook for every verdict.
@@ -49,12 +49,13 @@ from tests.deployment import (
 pytestmark = pytest.mark.slow
 
 RATE = 20.0  # comments/s offered
-LOAD_SECONDS = 75.0
-KILL_AT = 15.0  # seconds into the load: worker host 1 loses power
-CUT_AT = 25.0  # the API loses Redis…
+LOAD_SECONDS = 60.0
+KILL_AT = 10.0  # seconds into the load: worker host 1 loses power
+CUT_AT = 20.0  # the API loses Redis…
 CUT_SECONDS = 30.0  # …for this long
-#: After the load: comments lost with the dead host or posted during the cut wait for the reconciler
-#: (30 s after their last enqueue), webhooks the dead host held for their 60 s visibility timeout.
+#: After the load: comments posted during the cut wait for the reconciler (30 s after their last
+#: enqueue), and webhooks queue up behind the one worker host left (each delivery is an HTTP request
+#: of its own; about 10 a second on a busy 2-core machine, fewer than the comments arriving).
 SETTLE_SECONDS = 120.0
 CLIENTS = 16  # concurrent CMS connections; requests queue behind them when the API is slow
 TEXTS = [
@@ -165,11 +166,18 @@ def test_killed_worker_host_and_api_cut_from_redis_lose_nothing(hosts: Deploymen
             sender.join(timeout=LOAD_SECONDS + 60)
             assert not sender.is_alive(), "the load did not finish"
 
-            deadline = time.monotonic() + SETTLE_SECONDS
+            load_ended = time.monotonic()
+            deadline = load_ended + SETTLE_SECONDS
             with sessions() as session:
                 while not _settled(session, recorder) and time.monotonic() < deadline:
                     session.rollback()  # a fresh snapshot each look
                     time.sleep(1)
+            # The timeline, shown when an assertion below fails.
+            settled = time.monotonic() - load_ended
+            print(
+                f"load {load_ended - load.start:.0f} s, settled {settled:.0f} s later; killed pids {killed}; "
+                f"cut {cut_started - load.start:.0f}-{cut_ended - load.start:.0f} s"
+            )
             check_outcome(sessions, load, recorder, key.id, (cut_started, cut_ended), hosts)
         finally:
             engine.dispose()
