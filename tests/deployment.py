@@ -456,16 +456,24 @@ class Deployment:
         )
 
     def kill_host(self, name: str) -> list[int]:
-        """SIGKILL every process in the host, as when a machine loses power; returns their pids."""
-        pids = namespace_pids(self.hosts[name].namespace)
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        """SIGKILL every process in the host, as when a machine loses power; returns their pids.
+
+        Again until none is left: a process may fork between the listing and the kill (RQ starts its
+        scheduler in a child a moment after the worker), and its child must die too.
+        """
+        killed: list[int] = []
+        deadline = time.monotonic() + 10
+        while (pids := namespace_pids(self.hosts[name].namespace)) and time.monotonic() < deadline:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed += [pid for pid in pids if pid not in killed]
+            time.sleep(0.05)
         for process in self.hosts[name].processes:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
         self.hosts[name].processes.clear()
-        return pids
+        return killed
 
     def stop_host(self, name: str, timeout: float = 20.0) -> None:
         """SIGTERM every process in the host (a clean shutdown), then SIGKILL whatever is left."""
