@@ -16,6 +16,7 @@ Needs root. Usage: sudo .venv/bin/python bench/hosts.py [--model-dir var/models]
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -167,9 +168,17 @@ def main() -> int:
     if missing:
         print("needs " + ", ".join(missing), file=sys.stderr)
         return 2
+    model_dir = args.model_dir or tiny_model_dir()
+    try:
+        return run_bench(model_dir, args)
+    finally:
+        if args.model_dir is None:
+            shutil.rmtree(model_dir, ignore_errors=True)
+
+
+def run_bench(model_dir: Path, args: argparse.Namespace) -> int:
     from service.db import make_engine, make_session_factory
 
-    model_dir = args.model_dir or tiny_model_dir()
     with deployment(model_dir, worker_hosts=2, start_workers=False) as hosts:
         key = make_api_key(hosts).secret
         engine = make_engine(hosts.database_url)
