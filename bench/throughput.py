@@ -5,6 +5,8 @@ Prints, all measured in one run because the machine is noisy and the targets are
 - worker throughput, batched drain jobs vs the naive one-RQ-job-per-comment baseline;
 - end-to-end comments/s from POST to stored verdict;
 - p50/p99 latency from POST to stored verdict at fixed offered rates;
+- CPU milliseconds per comment of each process kind (API, worker, PostgreSQL, Redis) for ingest and
+  for the end-to-end and offered-rate runs (user + system time, psutil);
 - each worker's resident memory.
 
 Usage: python bench/throughput.py [--database-url URL] [--web-workers 2] [--seconds 10]
@@ -24,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
-from stack import ROOT, Client, Stack, percentile, running_stack, tree_rss_mb
+from stack import ROOT, Client, CpuMeter, Stack, format_cpu, percentile, running_stack, tree_rss_mb
 
 from service.db import PENDING, Comment, make_engine, make_session_factory
 from service.keys import SCOPES, create_api_key
@@ -93,6 +95,10 @@ def _closed_loop_in_process(
     for thread in threads:
         thread.join()
     return sum(counts.values()) / (time.monotonic() - started)
+
+
+def median_by_kind(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {kind: statistics.median(r[kind] for r in rounds) for kind in rounds[0]}
 
 
 def best_of(runs: int, measure) -> float:  # type: ignore[no-untyped-def]
@@ -245,14 +251,24 @@ def main() -> int:
 
         # 1. Ingest, with no worker running, against the bare enqueue endpoint served the same way.
         ours_port = stack.gunicorn("service:create_app()", args.web_workers)
+        ours_process = stack.processes[-1]
         bare_port = stack.gunicorn("bench.bare_app:create_app()", args.web_workers)
+        bare_process = stack.processes[-1]
+        ours_cpu = CpuMeter.for_stack(stack, ours_process)
+        bare_cpu = CpuMeter.for_stack(stack, bare_process)
         load = functools.partial(closed_loop, concurrency=args.concurrency, processes=args.client_processes)
         load(ours_port, "/v1/comments", headers, 2)  # warm-up
         load(bare_port, "/enqueue", {}, 2)
         ours, bare = [], []
+        ours_ms: list[dict[str, float]] = []
+        bare_ms: list[dict[str, float]] = []
         for _ in range(args.rounds):  # interleaved, so drift in machine load hits both alike
+            ours_cpu.start()
             ours.append(load(ours_port, "/v1/comments", headers, args.seconds))
+            ours_ms.append(ours_cpu.ms_per(round(ours[-1] * args.seconds)))
+            bare_cpu.start()
             bare.append(load(bare_port, "/enqueue", {}, args.seconds))
+            bare_ms.append(bare_cpu.ms_per(round(bare[-1] * args.seconds)))
         stack.stop(stack.processes[-1])  # the bare app
         # Each round's pair ran back to back; the median of their ratios is what drift disturbs least.
         ratio = statistics.median(o / b for o, b in zip(ours, bare, strict=True))
@@ -261,6 +277,8 @@ def main() -> int:
             f"{statistics.median(bare):.0f} req/s; ratio {ratio:.2f} (target >= 0.70)\n"
             f"  rounds, ours/bare req/s: " + ", ".join(f"{o:.0f}/{b:.0f}" for o, b in zip(ours, bare))
         )
+        print(f"  ingest CPU ms per request, ours: {format_cpu(median_by_kind(ours_ms))}")
+        print(f"  ingest CPU ms per request, bare: {format_cpu(median_by_kind(bare_ms))}")
         if args.ingest_only:
             engine.dispose()
             return 0
@@ -283,16 +301,27 @@ def main() -> int:
         # 3. End to end and latency at offered rates, with one worker process.
         worker = stack.worker(1, fork=args.fork)
         time.sleep(3)  # model load
+        cpu = CpuMeter.for_stack(stack, ours_process, worker)
         end_to_end(ours_port, headers, sessions, 200, args.concurrency)  # warm-up
+        cpu.start()
         e2e = end_to_end(ours_port, headers, sessions, 2000, args.concurrency)
-        print(f"end to end (POST to stored verdict): {e2e:.0f} comments/s")
+        used = cpu.ms_per(2000)
+        print(
+            f"end to end (POST to stored verdict): {e2e:.0f} comments/s; "
+            f"{e2e / statistics.median(bare):.2f} of the bare endpoint's ingest (target >= 0.80)"
+        )
+        print(f"  CPU ms per comment: {format_cpu(used)}")
         for rate in (50, 200):
+            cpu.start()
             result = offered_rate_latency(ours_port, headers, sessions, rate, seconds=15)
+            used = cpu.ms_per(result["ok"])
+            target = {50: "  (target p99 <= 100 ms)", 200: "  (target p99 <= 50 ms)"}[rate]
             print(
                 f"offered {rate}/s: {result['ok']}/{result['sent']} accepted; POST-to-verdict "
                 f"p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, max {result['max_ms']:.1f} ms"
-                + ("  (target p99 <= 100 ms)" if rate == 50 else "")
+                + target
             )
+            print(f"  CPU ms per comment: {format_cpu(used)}")
         rss = tree_rss_mb(worker)
         print("worker resident memory (MB): " + ", ".join(f"pid {pid}: {mb:.0f}" for pid, mb in rss.items()))
         engine.dispose()

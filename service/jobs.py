@@ -33,11 +33,14 @@ from service.languages import detect_language
 from service.policy import HELD, UNSCORED, Verdict, apply_policy, uncertainty
 from service.rules import CommentFacts
 from service.runtime import Runtime, process_runtime
+from service.scoring import WORKER_MODEL_REFRESH_SECONDS
 from service.sites import SiteConfig, author_history
 from service.store import (
     WEBHOOK_VISIBILITY,
+    Change,
     StatusUpdate,
     change_status,
+    change_statuses,
     mark_enqueued,
     pending_comments,
     stale_pending_ids,
@@ -66,8 +69,10 @@ def score_inbox() -> int:
     job = get_current_job()
     queueing.clear_drain_flag(runtime.redis, settings)
     if os.getpid() == runtime.pid:
-        # In a forked work horse the parent keeps the model fresh; here we are that process.
-        runtime.models.refresh()
+        # In a forked work horse the parent keeps the model fresh; here we are that process. Not at
+        # every job: asking which version is active is a round trip, and under load there is a job
+        # every few milliseconds. A promotion still reaches this process within a second.
+        runtime.models.maybe_refresh(WORKER_MODEL_REFRESH_SECONDS)
     deadline = time.monotonic() + queueing.SCORE_JOB_TIMEOUT / 2
     # A retried job first finishes the batch its failed attempt had claimed.
     claimed: list[str] = list(job.meta.get("claimed", [])) if job else []
@@ -79,8 +84,10 @@ def score_inbox() -> int:
                 return decided
             _remember_claim(job, claimed)
         decided += score_comments(runtime, claimed)
+        # The claim stays in the job's meta until the next one replaces it: a retry or the failure
+        # callback finds those comments decided and skips them, so clearing it would only cost a
+        # round trip per batch.
         claimed = []
-        _remember_claim(job, claimed)
     # Out of time with work left: hand the rest to a fresh job rather than hit the job timeout.
     queueing.enqueue_drain(runtime.redis, trigger=f"continue-{job.id if job else 'direct'}")
     return decided
@@ -101,7 +108,7 @@ def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
             return 0
         runtime.sites.refresh(session)
         batch = runtime.models.score([to_classifier_comment(c) for c in comments])
-        changes = []
+        decided = []
         for index, comment in enumerate(comments):
             score = batch.scores[index] if batch.scores is not None else None
             values = score.values if score is not None else None
@@ -109,33 +116,47 @@ def score_comments(runtime: Runtime, comment_ids: Sequence[str]) -> int:
             language = detect_language(comment.text)
             normalized = score.normalized if score is not None else None
             verdict = site_verdict(session, site, comment, values, language, normalized)
-            change = change_status(
-                session,
-                comment,
-                StatusUpdate(
-                    status=verdict.status,
-                    reason=verdict.reason,
-                    actor=f"model:{batch.model_version}" if score is not None else "system:scorer",
-                    scores=values,
-                    explanations=[reason.to_dict() for reason in score.reasons]
-                    if score is not None
-                    else None,
-                    model_version=batch.model_version if score is not None else None,
-                    uncertainty=uncertainty(values, site.thresholds),
-                    rule_hits=[hit.to_dict() for hit in verdict.hits],
-                    language=language,
-                ),
-                expected_status=PENDING,
+            update_to = StatusUpdate(
+                status=verdict.status,
+                reason=verdict.reason,
+                actor=f"model:{batch.model_version}" if score is not None else "system:scorer",
+                scores=values,
+                explanations=[reason.to_dict() for reason in score.reasons] if score is not None else None,
+                model_version=batch.model_version if score is not None else None,
+                uncertainty=uncertainty(values, site.thresholds),
+                rule_hits=[hit.to_dict() for hit in verdict.hits],
+                language=language,
             )
-            if change is not None:
-                changes.append(change)
-                _log_verdict(comment, values, batch.model_version, batch.error)
+            decided.append((comment, update_to))
+        changes = record_verdicts(session, decided)
+        for change in changes:
+            _log_verdict(change.comment, change.comment.scores, batch.model_version, batch.error)
         session.commit()
     metrics.SCORING_BATCH_SIZE.observe(len(comments))
     metrics.SCORING_BATCH_DURATION.observe(time.perf_counter() - started)
     _observe_verdicts(changes)
     after_commit(runtime, changes)
     return len(changes)
+
+
+def record_verdicts(session: Session, decided: Sequence[tuple[Comment, StatusUpdate]]) -> list[Change]:
+    """Write the verdicts of still-pending comments (compare-and-set each); the caller commits.
+
+    A batch goes out as one ``executemany`` (:func:`change_statuses`). Should another writer have
+    decided one of its comments first (a moderator, a re-enqueued copy of the batch), the batch's
+    UPDATEs are rolled back and the compare-and-set, comment by comment, tells which one was taken.
+    """
+    if len(decided) > 1:
+        changes = change_statuses(session, decided, expected_status=PENDING)
+        if changes is not None:
+            return changes
+        session.rollback()
+    recorded = []
+    for comment, update_to in decided:
+        change = change_status(session, comment, update_to, expected_status=PENDING)
+        if change is not None:
+            recorded.append(change)
+    return recorded
 
 
 def _observe_verdicts(changes: Sequence[Any]) -> None:
@@ -229,13 +250,8 @@ def hold_claimed_comments(job: Job, connection: redis.Redis, *exc_info: Any) -> 
 
 def hold_unscored(runtime: Runtime, comment_ids: Sequence[str], actor: str) -> int:
     with runtime.session() as session:
-        changes = []
-        for comment in pending_comments(session, comment_ids):
-            change = change_status(
-                session, comment, StatusUpdate(HELD, UNSCORED, actor=actor), expected_status=PENDING
-            )
-            if change is not None:
-                changes.append(change)
+        held = StatusUpdate(HELD, UNSCORED, actor=actor)
+        changes = record_verdicts(session, [(c, held) for c in pending_comments(session, comment_ids)])
         session.commit()
     _observe_verdicts(changes)
     logger.warning("held unscored comments count=%d actor=%s", len(changes), actor)

@@ -38,6 +38,8 @@ class ScoredBatch:
 FAILED_LOAD_RETRY_SECONDS = 60.0
 #: Web processes look for a newly activated model version this often (workers do it between batches).
 MODEL_REFRESH_SECONDS = 30.0
+#: Workers look between jobs, at most this often (and the reconciler thread every interval).
+WORKER_MODEL_REFRESH_SECONDS = 1.0
 
 
 class ModelHolder:

@@ -258,15 +258,27 @@ def get_comment(session: Session, comment_id: str) -> Comment | None:
 
 
 def pending_comments(session: Session, comment_ids: Iterable[str]) -> list[Comment]:
-    """The comments among ``comment_ids`` that still await a verdict, in a stable order."""
+    """The comments among ``comment_ids`` that still await a verdict, in a stable order.
+
+    Their API keys come in the same query and prime the session's webhook-key cache, so recording
+    the verdicts looks up no key: a lookup was one more round trip per batch, and it autoflushed.
+    """
     ids = list(dict.fromkeys(comment_ids))
     if not ids:
         return []
-    return list(
-        session.scalars(
-            select(Comment).where(Comment.id.in_(ids), Comment.status == PENDING).order_by(Comment.id)
-        )
+    rows = session.execute(
+        select(Comment, ApiKey)
+        .outerjoin(ApiKey, ApiKey.id == Comment.api_key_id)
+        .where(Comment.id.in_(ids), Comment.status == PENDING)
+        .order_by(Comment.id)
     )
+    keys = _webhook_keys(session)
+    comments = []
+    for comment, api_key in rows:
+        if comment.api_key_id is not None:
+            keys.setdefault(comment.api_key_id, api_key)
+        comments.append(comment)
+    return comments
 
 
 def _status_update(*columns: str) -> Any:
@@ -312,22 +324,7 @@ def change_status(
     """
     expected = comment.status if expected_status is None else expected_status
     now = utcnow()
-    values: dict[str, Any] = {
-        "status": update_to.status,
-        "reason": update_to.reason,
-        "decided_at": now,
-        "decided_by": update_to.actor,
-        "updated_at": now,
-    }
-    statement = _SET_STATUS
-    if update_to.scores is not None or update_to.rule_hits is not None:
-        values["scores"] = dict(update_to.scores) if update_to.scores is not None else None
-        values["rule_hits"] = list(update_to.rule_hits or [])
-        values["detected_language"] = update_to.language
-        values["explanations"] = list(update_to.explanations or [])
-        values["model_version"] = update_to.model_version
-        values["uncertainty"] = update_to.uncertainty
-        statement = _SET_STATUS_AND_SCORES
+    statement, values = _status_values(update_to, now)
     # On the session's connection (Core), not through the ORM: no autoflush per call, so the history
     # and outbox rows of a whole batch are inserted together at commit. The statement is built once.
     result: CursorResult = session.connection().execute(
@@ -335,7 +332,71 @@ def change_status(
     )
     if result.rowcount != 1:
         return None
-    session.add(_history_row(comment.id, expected, update_to, now))
+    return _record_change(session, comment, update_to, expected, values, now)
+
+
+def change_statuses(
+    session: Session, updates: Sequence[tuple[Comment, StatusUpdate]], expected_status: str
+) -> list[Change] | None:
+    """:func:`change_status` for a batch of comments that are all ``expected_status``, in one go.
+
+    The compare-and-set UPDATEs go out as one ``executemany`` (one round trip in psycopg's pipeline
+    mode) rather than one statement and round trip per comment. Returns None when fewer rows matched
+    than comments were given, which happens only when another writer decided one of them first: the
+    rows that did match are then changed in the caller's transaction, so the caller must roll back
+    (and may fall back to :func:`change_status` one by one, which tells which comment was taken).
+    """
+    now = utcnow()
+    by_statement: dict[Any, list[tuple[Comment, StatusUpdate, dict[str, Any]]]] = {}
+    for comment, update_to in updates:
+        statement, values = _status_values(update_to, now)
+        by_statement.setdefault(statement, []).append((comment, update_to, values))
+    connection = session.connection()
+    for statement, group in by_statement.items():
+        parameters = [
+            {**values, "comment_id": comment.id, "expected_status": expected_status}
+            for comment, _, values in group
+        ]
+        result: CursorResult = connection.execute(statement, parameters)
+        if result.rowcount != len(group):
+            return None
+    return [
+        _record_change(session, comment, update_to, expected_status, values, now)
+        for group in by_statement.values()
+        for comment, update_to, values in group
+    ]
+
+
+def _status_values(update_to: StatusUpdate, now: datetime) -> tuple[Any, dict[str, Any]]:
+    """The UPDATE statement for a change and the column values it sets."""
+    values: dict[str, Any] = {
+        "status": update_to.status,
+        "reason": update_to.reason,
+        "decided_at": now,
+        "decided_by": update_to.actor,
+        "updated_at": now,
+    }
+    if update_to.scores is None and update_to.rule_hits is None:
+        return _SET_STATUS, values
+    values["scores"] = dict(update_to.scores) if update_to.scores is not None else None
+    values["rule_hits"] = list(update_to.rule_hits or [])
+    values["detected_language"] = update_to.language
+    values["explanations"] = list(update_to.explanations or [])
+    values["model_version"] = update_to.model_version
+    values["uncertainty"] = update_to.uncertainty
+    return _SET_STATUS_AND_SCORES, values
+
+
+def _record_change(
+    session: Session,
+    comment: Comment,
+    update_to: StatusUpdate,
+    from_status: str,
+    values: dict[str, Any],
+    now: datetime,
+) -> Change:
+    """What follows a written status change: its history row, the loaded object, the outbox row."""
+    session.add(_history_row(comment.id, from_status, update_to, now))
     for key, value in values.items():
         # The row already holds these values: update the object without making it dirty, or the
         # next flush would write the same UPDATE a second time.
@@ -343,10 +404,16 @@ def change_status(
     return Change(comment, _add_webhook(session, comment))
 
 
+def _webhook_keys(session: Session) -> dict[int, ApiKey | None]:
+    """The session's API keys by id, for webhook rows (see :func:`pending_comments`)."""
+    cache: dict[int, ApiKey | None] = session.info.setdefault("webhook_keys", {})
+    return cache
+
+
 def _webhook_key(session: Session, api_key_id: int) -> ApiKey | None:
     # Cached per session: a batch of verdicts mostly shares one key, and a lookup per verdict
     # would also autoflush the pending history rows one by one.
-    cache: dict[int, ApiKey | None] = session.info.setdefault("webhook_keys", {})
+    cache = _webhook_keys(session)
     if api_key_id not in cache:
         cache[api_key_id] = session.get(ApiKey, api_key_id)
     return cache[api_key_id]

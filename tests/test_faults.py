@@ -10,10 +10,11 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import select, update
 
-from service import jobs, queueing, webhooks
+from service import jobs, queueing, store, webhooks
 from service.db import APPROVED, HELD, PENDING, Comment, StatusChange, WebhookDelivery, utcnow
 from service.keys import create_api_key, server_secret
 from service.runtime import Runtime, bind_process_runtime
+from service.store import StatusUpdate
 from service.web.app import create_app
 from tests.conftest import drain_queues, free_port
 
@@ -202,6 +203,41 @@ def test_a_comment_enqueued_twice_gets_exactly_one_verdict(runtime, client, api_
     assert len(final_changes(runtime, comment_id)) == 1
 
 
+def post_polite(client, headers, count):
+    return [
+        client.post(
+            "/v1/comments", json={**POLITE, "text": f"{POLITE['text']} {i}"}, headers=headers
+        ).get_json()["id"]
+        for i in range(count)
+    ]
+
+
+def test_a_comment_decided_by_someone_else_mid_batch_keeps_that_decision(runtime, client, api_key):
+    ids = post_polite(client, api_key.headers, 3)
+    taken = ids[1]
+    with runtime.session() as session:
+        comments = store.pending_comments(session, ids)  # the batch is loaded, all pending
+        verdict = StatusUpdate(APPROVED, "clean", actor="model:test", scores={"spam": 0.1})
+        # ... and before its verdicts are written, a moderator decides one of its comments.
+        with runtime.session() as other:
+            assert store.change_status(
+                other, other.get(Comment, taken), StatusUpdate(HELD, "moderator", actor="moderator:ada")
+            )
+            other.commit()
+        assert store.change_statuses(session, [(c, verdict) for c in comments], PENDING) is None
+        session.rollback()
+
+        changes = jobs.record_verdicts(session, [(c, verdict) for c in comments])
+        session.commit()
+
+    assert sorted(change.comment.id for change in changes) == sorted(set(ids) - {taken})
+    with runtime.session() as session:
+        statuses = dict(session.execute(select(Comment.id, Comment.status).where(Comment.id.in_(ids))).all())
+    assert statuses == {ids[0]: APPROVED, taken: HELD, ids[2]: APPROVED}
+    assert [len(final_changes(runtime, comment_id)) for comment_id in ids] == [1, 1, 1]
+    assert final_changes(runtime, taken)[0].actor == "moderator:ada"
+
+
 def test_retried_job_finishes_the_batch_its_failed_attempt_claimed(runtime, client, api_key):
     comment_id = client.post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
     claimed = queueing.claim_from_inbox(runtime.redis, runtime.settings, 10)
@@ -307,6 +343,20 @@ def test_webhook_outbox_row_is_written_with_the_verdict(runtime, client, hooked_
         delivery.next_attempt_at = utcnow() - timedelta(seconds=1)
         session.commit()
     assert jobs.reconcile(runtime).webhooks_requeued == 1
+
+
+def test_a_batch_writes_each_verdict_with_its_history_and_outbox_rows(runtime, client, hooked_key):
+    ids = post_polite(client, {"Authorization": f"Bearer {hooked_key.secret}"}, 4)
+
+    assert jobs.score_comments(runtime, ids) == 4
+
+    with runtime.session() as session:
+        statuses = session.scalars(select(Comment.status).where(Comment.id.in_(ids))).all()
+        deliveries = session.scalars(select(WebhookDelivery)).all()
+    assert len(statuses) == 4 and PENDING not in statuses
+    assert [len(final_changes(runtime, comment_id)) for comment_id in ids] == [1, 1, 1, 1]
+    assert sorted(delivery.comment_id for delivery in deliveries) == sorted(ids)
+    assert {delivery.payload["comment"]["status"] for delivery in deliveries} == set(statuses)
 
 
 def test_enqueue_reloads_its_script_after_redis_forgets_it(runtime):
