@@ -312,9 +312,24 @@ def _delivery_outcome(state: str) -> str:
     return "failed" if state == "pending" else state  # pending again: it failed and will be retried
 
 
+#: One connection pool per worker process, made in that process (a pool must not cross a fork).
+_webhook_clients: dict[int, httpx.Client] = {}
+
+
+def _webhook_client() -> httpx.Client:
+    """The process's webhook client: ``httpx.post`` builds a client (SSL context included) per call, about
+    50 ms of CPU, which held one worker to about 10 deliveries a second (tests/test_hosts.py)."""
+    pid = os.getpid()
+    client = _webhook_clients.get(pid)
+    if client is None:
+        _webhook_clients.clear()  # a parent's client, inherited across fork, is never used here
+        client = _webhook_clients[pid] = httpx.Client(follow_redirects=False)
+    return client
+
+
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> str | None:
     try:
-        response = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+        response = _webhook_client().post(url, content=body, headers=headers, timeout=timeout)
     except httpx.HTTPError as error:
         return f"{type(error).__name__}: {error}"
     if 200 <= response.status_code < 300:
