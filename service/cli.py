@@ -22,6 +22,7 @@ from service.jobs import reconcile
 from service.keys import (
     DEFAULT_SCOPES,
     SCOPES,
+    InvalidRateLimit,
     InvalidScope,
     InvalidSecret,
     create_api_key,
@@ -68,6 +69,9 @@ def _keys_arguments(parser: argparse.ArgumentParser) -> None:
     )
     create.add_argument("--webhook-url", help="where verdicts are POSTed (signed)")
     create.add_argument("--rate-limit", help="e.g. 50/second (compatibility endpoints)")
+    create.add_argument(
+        "--comment-rate-limit", help="e.g. 100/second on POST /v1/comments (default: COMMENT_RATE_LIMIT)"
+    )
     create.add_argument("--site", help="the site whose comments the key posts (default: the default site)")
     create.add_argument(
         "--secret",
@@ -93,11 +97,12 @@ def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
                     args.scopes.split(","),
                     webhook_url=args.webhook_url,
                     rate_limit=args.rate_limit,
+                    comment_rate_limit=args.comment_rate_limit,
                     secret=args.secret,
                     sealing_key=server_secret(settings),
                     site_id=site.id if site is not None else None,
                 )
-            except (InvalidScope, InvalidSecret) as error:
+            except (InvalidScope, InvalidSecret, InvalidRateLimit) as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
             print(f"id: {new.api_key.id}\nkey: {new.secret}\nscopes: {new.api_key.scopes}")

@@ -143,6 +143,8 @@ class ApiKey(Base):
     webhook_secret: Mapped[str | None] = mapped_column(String(200))
     #: Requests per period for the compatibility endpoints, e.g. "50/second"; None = the default.
     rate_limit: Mapped[str | None] = mapped_column(String(50))
+    #: Comments per period on ``POST /v1/comments``, e.g. "100/second"; None = ``COMMENT_RATE_LIMIT``.
+    comment_rate_limit: Mapped[str | None] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
     #: The site whose comments this key posts; None = the default site.

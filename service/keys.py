@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from argon2.low_level import Type, hash_secret_raw
+from limits import parse
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -59,6 +60,20 @@ class InvalidScope(ValueError):
 
 class InvalidSecret(ValueError):
     """A chosen secret that is too short, too long, not printable ASCII, or already some key's."""
+
+
+class InvalidRateLimit(ValueError):
+    """A rate limit the limiter cannot read, such as "lots" or "5 per fortnight"."""
+
+
+def check_rate_limit(value: str | None, option: str) -> None:
+    """Raise :class:`InvalidRateLimit` unless ``value`` is empty or reads like "100/second"."""
+    if not value:
+        return
+    try:
+        parse(value)
+    except ValueError:
+        raise InvalidRateLimit(f"{option} must look like 100/second or 5/minute, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -166,6 +181,7 @@ def create_api_key(
     secret: str | None = None,
     sealing_key: str | None = None,
     site_id: int | None = None,
+    comment_rate_limit: str | None = None,
 ) -> NewKey:
     """Create and commit a key. ``secret`` may be given (e.g. a fixed development key).
 
@@ -174,6 +190,8 @@ def create_api_key(
     """
     if webhook_url and not sealing_key:
         raise ValueError("a key with a webhook needs the server's secret to derive its webhook secret")
+    check_rate_limit(rate_limit, "rate_limit")
+    check_rate_limit(comment_rate_limit, "comment_rate_limit")
     scope_list = sorted(set(scopes))
     unknown = [scope for scope in scope_list if scope not in SCOPES]
     if unknown:
@@ -191,6 +209,7 @@ def create_api_key(
         webhook_url=webhook_url,
         webhook_secret=DERIVED_WEBHOOK_MARK + salt if salt else None,
         rate_limit=rate_limit,
+        comment_rate_limit=comment_rate_limit or None,
         site_id=site_id,
     )
     session.add(api_key)

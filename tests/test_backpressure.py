@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service.db import Comment
-from service.keys import SCOPES, create_api_key
+from service.keys import SCOPES, InvalidRateLimit, create_api_key
 from service.settings import Settings, SettingsError
 from tests.conftest import drain_queues
 
@@ -65,3 +65,31 @@ def test_comment_rate_limit_setting():
     with pytest.raises(SettingsError, match="METRICS_ENABLED"):
         Settings.from_env({"METRICS_ENABLED": "maybe"})
     assert Settings.from_env({"METRICS_ENABLED": "false"}).metrics_enabled is False
+
+
+def test_a_keys_own_limit_replaces_the_service_default(runtime, client, api_key):
+    with runtime.session() as session:
+        strict = create_api_key(session, "strict-cms", SCOPES, comment_rate_limit="2/minute")
+    strict_headers = {"Authorization": f"Bearer {strict.secret}"}
+    answers = [client.post("/v1/comments", json=POLITE, headers=strict_headers) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [202, 202, 429]
+    assert "2/minute" in answers[2].get_json()["error"]["message"]
+    # The service default (off) still holds for the other key.
+    for _ in range(5):
+        assert client.post("/v1/comments", json=POLITE, headers=api_key.headers).status_code == 202
+    # A busy site's key may get more than the service default.
+    runtime.settings = runtime.settings.with_overrides(comment_rate_limit="1/minute")
+    with runtime.session() as session:
+        busy = create_api_key(session, "busy-cms", SCOPES, comment_rate_limit="100/minute")
+    busy_headers = {"Authorization": f"Bearer {busy.secret}"}
+    assert all(
+        client.post("/v1/comments", json=POLITE, headers=busy_headers).status_code == 202 for _ in range(4)
+    )
+    assert stored(runtime) == 2 + 5 + 4
+
+
+def test_a_limit_that_cannot_be_read_is_refused_when_the_key_is_made(runtime):
+    with runtime.session() as session, pytest.raises(InvalidRateLimit, match="comment_rate_limit"):
+        create_api_key(session, "typo", SCOPES, comment_rate_limit="lots")
+    with runtime.session() as session, pytest.raises(InvalidRateLimit, match="rate_limit"):
+        create_api_key(session, "typo", SCOPES, rate_limit="5 per fortnight")

@@ -43,3 +43,12 @@ def test_a_secret_already_taken_is_refused(runtime):
         create_api_key(session, "first", secret="abcdef123456")
         with pytest.raises(InvalidSecret, match="already taken"):
             create_api_key(session, "second", secret="abcdef123456")
+
+
+def test_keys_create_takes_a_comment_rate_limit(settings, runtime, monkeypatch, capsys):
+    argv = ["keys", "create", "--name", "cms", "--secret", "abcdef123456"]
+    assert run_cli(settings, monkeypatch, *argv, "--comment-rate-limit", "many") == 2
+    assert "comment_rate_limit must look like 100/second" in capsys.readouterr().err
+    assert run_cli(settings, monkeypatch, *argv, "--comment-rate-limit", "20/second") == 0
+    with runtime.session() as session:
+        assert find_api_key(session, "abcdef123456").comment_rate_limit == "20/second"

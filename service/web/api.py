@@ -71,13 +71,18 @@ def post_comment() -> tuple[Response, int, dict[str, str]]:
 
 
 def limit_comments() -> None:
-    """Back-pressure: ``COMMENT_RATE_LIMIT`` per key (off when empty). A 429 stores nothing."""
+    """Back-pressure: the key's own comment limit, else ``COMMENT_RATE_LIMIT`` (off when neither is set).
+
+    A 429 stores nothing.
+    """
     settings = current_runtime().settings
-    if not settings.comment_rate_limit:
+    api_key = current_api_key()
+    limit = api_key.comment_rate_limit or settings.comment_rate_limit
+    if not limit:
         return
     namespace = f"{settings.redis_prefix}:comment-limit"
     try:
-        throttle.enforce(settings.comment_rate_limit, namespace, f"api-key:{current_api_key().id}")
+        throttle.enforce(limit, namespace, f"api-key:{api_key.id}")
     except throttle.RateLimited as error:
         raise TooManyRequests(
             f"Rate limit {error.limit} exceeded; retry in {error.retry_after} s.",
