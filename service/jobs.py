@@ -73,13 +73,15 @@ def score_inbox() -> int:
         # every job: asking which version is active is a round trip, and under load there is a job
         # every few milliseconds. A promotion still reaches this process within a second.
         runtime.models.maybe_refresh(WORKER_MODEL_REFRESH_SECONDS)
-    deadline = time.monotonic() + queueing.SCORE_JOB_TIMEOUT / 2
+    started = time.monotonic()
+    deadline = started + queueing.SCORE_JOB_TIMEOUT / 2
+    linger_until = started + settings.score_linger_seconds
     # A retried job first finishes the batch its failed attempt had claimed.
     claimed: list[str] = list(job.meta.get("claimed", [])) if job else []
     decided = 0
     while time.monotonic() < deadline:
         if not claimed:
-            claimed = queueing.claim_from_inbox(runtime.redis, settings, settings.score_batch_size)
+            claimed = _claim_or_wait(runtime, linger_until - time.monotonic())
             if not claimed:
                 return decided
             _remember_claim(job, claimed)
@@ -91,6 +93,15 @@ def score_inbox() -> int:
     # Out of time with work left: hand the rest to a fresh job rather than hit the job timeout.
     queueing.enqueue_drain(runtime.redis, trigger=f"continue-{job.id if job else 'direct'}")
     return decided
+
+
+def _claim_or_wait(runtime: Runtime, linger: float) -> list[str]:
+    """The next batch from the inbox; if it is empty, wait up to ``linger`` seconds for one."""
+    settings = runtime.settings
+    claimed = queueing.claim_from_inbox(runtime.redis, settings, settings.score_batch_size)
+    if claimed or linger <= 0:
+        return claimed
+    return queueing.wait_for_inbox(runtime.redis, settings, settings.score_batch_size, linger)
 
 
 def _remember_claim(job: Job | None, comment_ids: list[str]) -> None:

@@ -8,8 +8,10 @@ How comments become jobs (the README's architecture section explains why):
 the API appends each new comment's id to an inbox list in Redis and enqueues one RQ "drain" job only
 when none is already waiting (a short-lived flag). A drain job claims up to ``score_batch_size`` ids at
 a time and scores them with one ``predict_proba`` per model, so one fork and one model call serve
-hundreds of comments. Losing an id (Redis restart, killed worker) loses nothing: the database still
-says "pending", and the reconciler enqueues it again.
+hundreds of comments. When the inbox is empty the job waits a little for more
+(``score_linger_seconds``), so that a trickle of comments shares one job too. Losing an id (Redis
+restart, killed worker) loses nothing: the database still says "pending", and the reconciler enqueues
+it again.
 """
 
 from __future__ import annotations
@@ -148,6 +150,27 @@ def enqueue_drain(connection: redis.Redis, trigger: str) -> None:
 
 def claim_from_inbox(connection: redis.Redis, settings: Settings, count: int) -> list[str]:
     ids: list[bytes | str] = connection.lpop(inbox_key(settings), count) or []  # type: ignore[assignment]
+    return [item.decode() if isinstance(item, bytes) else item for item in ids]
+
+
+def wait_for_inbox(connection: redis.Redis, settings: Settings, count: int, seconds: float) -> list[str]:
+    """Wait up to ``seconds`` for ids to arrive in the inbox, as the drain job that will take them.
+
+    While it waits the drain flag is set, so the API enqueues no job for ids this one is about to take.
+    It is cleared as soon as ids arrive, so that more ids while this job scores bring in another worker,
+    or when the wait ends; the inbox is then read once more, because an id pushed between the end of the
+    wait and the clearing found the flag set and enqueued nothing.
+    """
+    key = inbox_key(settings)
+    connection.set(drain_flag_key(settings), "1", ex=DRAIN_FLAG_TTL)
+    popped = connection.blpop([key], timeout=seconds)
+    first = [popped[1]] if popped else []
+    pipe = connection.pipeline(transaction=False)
+    pipe.delete(drain_flag_key(settings))
+    if count > len(first):
+        pipe.lpop(key, count - len(first))
+    rest = pipe.execute()[1:]
+    ids = first + list((rest[0] or []) if rest else [])
     return [item.decode() if isinstance(item, bytes) else item for item in ids]
 
 

@@ -61,6 +61,9 @@ class Settings:
     reconcile_after_seconds: float = 30.0
     reconcile_interval_seconds: float = 5.0
     score_batch_size: int = 200
+    #: How long a drain job goes on waiting for new comments after it started (0: it ends as soon as the
+    #: inbox is empty). A trickle of comments then shares one RQ job instead of paying for one each.
+    score_linger_seconds: float = 0.5
     webhook_timeout_seconds: float = 5.0
     #: Serve the moderator pages' session cookie with ``Secure`` (behind TLS).
     secure_cookies: bool = False
@@ -150,6 +153,7 @@ class Settings:
                 env, "RECONCILE_INTERVAL_SECONDS", default.reconcile_interval_seconds, minimum=0.1
             ),
             score_batch_size=_integer(env, "SCORE_BATCH_SIZE", default.score_batch_size, minimum=1),
+            score_linger_seconds=_linger(env, default.score_linger_seconds),
             webhook_timeout_seconds=_number(
                 env, "WEBHOOK_TIMEOUT_SECONDS", default.webhook_timeout_seconds, minimum=0.1
             ),
@@ -186,6 +190,18 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float | 
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
     if minimum is not None and value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
+#: The longest drain-job linger: the wait is one blocking pop, which must end well within the Redis
+#: client's socket timeout (``service.connections``), and other queues wait while a job lingers.
+MAX_LINGER_SECONDS = 1.0
+
+
+def _linger(env: Mapping[str, str], default: float) -> float:
+    value = _number(env, "SCORE_LINGER_SECONDS", default, minimum=0.0)
+    if value > MAX_LINGER_SECONDS:
+        raise SettingsError(f"SCORE_LINGER_SECONDS must be at most {MAX_LINGER_SECONDS:g}, got {value:g}")
     return value
 
 

@@ -115,6 +115,9 @@ def settings(tmp_path: Path, redis_url: str, database_url: str, tiny_registry) -
         secret_key="test-secret",
         reconcile_after_seconds=30.0,
         redis_prefix="test",
+        # Burst workers in these tests stop when the inbox is empty; tests/test_linger.py (and every test
+        # that starts a real worker.py) use the default linger.
+        score_linger_seconds=0.0,
     )
 
 
