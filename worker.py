@@ -102,11 +102,46 @@ def run_worker(
     gc.collect()
     gc.freeze()
     worker_class = SimpleWorker if simple else GuardedForkWorker
-    worker = worker_class(list(queues), connection=runtime.redis)
     try:
-        return worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
+        return work_through_redis_outages(runtime, worker_class, queues, burst)
     finally:
         stop.set()
+
+
+#: Waits before starting RQ's loop again after Redis was lost: doubling from the first to the last.
+RESTART_DELAYS = (1.0, 30.0)
+
+
+def work_through_redis_outages(
+    runtime: Runtime, worker_class: type[Worker], queues: tuple[str, ...], burst: bool
+) -> bool:
+    """Run RQ's loop; when Redis goes away under it, start it again once Redis is back.
+
+    RQ retries a lost connection only while it waits for a job. A failure while it records a job's
+    outcome (a Redis restart, a Sentinel failover) escapes its loop and would end the process, and a
+    worker with ``--processes 1`` has no supervisor to start it again. The job it held is not lost:
+    its comments are still pending in the database, and the reconciler enqueues them again.
+    """
+    delay = RESTART_DELAYS[0]
+    stopping = threading.Event()
+    while True:
+        started = time.monotonic()
+        try:
+            # Inside the try: making an RQ worker already talks to Redis (it names its connection).
+            worker = worker_class(list(queues), connection=runtime.redis)
+            return worker.work(burst=burst, with_scheduler=True, logging_level=runtime.settings.log_level)
+        except redis.RedisError as error:
+            if burst:
+                raise
+            if time.monotonic() - started > 60:
+                delay = RESTART_DELAYS[0]
+            logger.warning("worker lost redis error=%s; starting again in %gs", type(error).__name__, delay)
+        # RQ's own signal handlers are gone with its loop: a stop request now ends the wait.
+        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: stopping.set())
+        if stopping.wait(delay):
+            return False
+        delay = min(delay * 2, RESTART_DELAYS[1])
 
 
 def serve_worker_metrics(runtime: Runtime, port: int) -> None:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ pytestmark = pytest.mark.slow
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_SENTINEL = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
 SERVICE = "moderation-test"
+ROOT = Path(__file__).resolve().parent.parent
 POLITE = {"name": "Grace", "email": "grace@example.com", "text": "Interesting, I learned something today."}
 
 
@@ -196,5 +200,98 @@ def test_the_service_goes_on_after_the_primary_dies(cluster: Cluster, tmp_path, 
         assert {comment_id: verdicts.get(comment_id) for comment_id in accepted} == dict.fromkeys(accepted, 1)
         assert client.get("/readyz").get_json()["checks"]["redis"]["ok"] is True
     finally:
+        bind_process_runtime(None)
+        runtime.close()
+
+
+def _worker_environment(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS", "DATABASE", "MODERATION"))}
+    env.update(
+        REDIS_SENTINELS=",".join(f"{host}:{port}" for host, port in settings.redis_sentinels),
+        REDIS_SENTINEL_SERVICE=settings.redis_sentinel_service,
+        DATABASE_URL=settings.database_url,
+        MODERATION_VAR_DIR=str(settings.var_dir),
+        MODERATION_MODEL_DIR=str(settings.registry_dir),
+        REDIS_PREFIX=settings.redis_prefix,
+        SECRET_KEY=settings.secret_key,
+        RECONCILE_INTERVAL_SECONDS="0.5",
+        RECONCILE_AFTER_SECONDS="1",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def test_a_real_worker_under_load_goes_on_after_the_primary_dies(
+    cluster: Cluster, tmp_path, database_url, tiny_registry
+):
+    """worker.py, as deployed, through the failover: comments posted at a steady rate before, during
+    and after it are all scored by that same process, each exactly once."""
+    settings = Settings(
+        redis_sentinels=(("127.0.0.1", cluster.sentinel_port),),
+        redis_sentinel_service=SERVICE,
+        database_url=database_url,
+        var_dir=tmp_path / "var",
+        model_dir=tiny_registry.root,
+        secret_key="test-secret",
+        reconcile_after_seconds=1.0,
+        redis_prefix="sentinel-load",
+    )
+    runtime = Runtime.build(settings)
+    bind_process_runtime(runtime)
+    worker = subprocess.Popen(
+        [sys.executable, "worker.py"], env=_worker_environment(settings), cwd=ROOT, start_new_session=True
+    )
+    try:
+        client = create_app(settings, runtime=runtime).test_client()
+        with runtime.session() as session:
+            key = create_api_key(session, "cms", SCOPES)
+        headers = {"Authorization": f"Bearer {key.secret}"}
+        accepted: list[str] = []
+        refused: list[int] = []
+
+        def post_steadily(seconds: float, rate: float = 25.0) -> None:
+            started = time.monotonic()
+            for i in range(int(seconds * rate)):
+                time.sleep(max(0.0, started + i / rate - time.monotonic()))
+                body = {**POLITE, "text": f"Comment {i}."}
+                answer = client.post("/v1/comments", json=body, headers=headers)
+                if answer.status_code == 202:
+                    accepted.append(answer.get_json()["id"])
+                else:
+                    refused.append(answer.status_code)
+
+        load = threading.Thread(target=post_steadily, args=(20.0,))
+        load.start()
+        time.sleep(5)
+        cluster.processes["primary"].kill()
+        cluster.processes["primary"].wait(timeout=10)
+        load.join(timeout=120)
+        assert not load.is_alive()
+
+        def all_decided() -> bool:
+            with runtime.session() as session:
+                pending = session.scalar(
+                    select(func.count()).where(Comment.id.in_(accepted), Comment.status == PENDING)
+                )
+            return pending == 0
+
+        _wait_for(all_decided, 120, "comments still pending long after the failover")
+        assert cluster.primary_address()[1] == cluster.replica_port
+        assert worker.poll() is None, "the worker process died in the failover"
+        with runtime.session() as session:
+            verdicts = dict(
+                session.execute(
+                    select(StatusChange.comment_id, func.count())
+                    .where(StatusChange.from_status == PENDING)
+                    .group_by(StatusChange.comment_id)
+                ).all()
+            )
+        assert refused == [], "the API stores a comment and answers 202 even with no Redis primary"
+        assert len(accepted) == 500
+        assert {comment_id: verdicts.get(comment_id) for comment_id in accepted} == dict.fromkeys(accepted, 1)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
         bind_process_runtime(None)
         runtime.close()

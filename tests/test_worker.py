@@ -11,12 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from rq.registry import StartedJobRegistry
 from sqlalchemy import select
 
 from service import jobs, queueing
 from service.db import APPROVED, PENDING, Comment, StatusChange
-from tests.conftest import drain_queues
+from service.runtime import Runtime
+from service.web.app import create_app
+from tests.conftest import drain_queues, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +43,11 @@ def worker_environment(settings) -> dict[str, str]:
 
 
 def start_worker(
-    settings, tmp_path: Path, slow_marker: Path | None = None, options: tuple[str, ...] = ()
+    settings,
+    tmp_path: Path,
+    slow_marker: Path | None = None,
+    options: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     """Start ``worker.py`` (a real forking RQ worker) in its own process group.
 
@@ -66,9 +73,8 @@ def start_worker(
             """
         )
     )
-    return subprocess.Popen(
-        [sys.executable, str(script)], env=worker_environment(settings), cwd=ROOT, start_new_session=True
-    )
+    env = {**worker_environment(settings), **(extra_env or {})}
+    return subprocess.Popen([sys.executable, str(script)], env=env, cwd=ROOT, start_new_session=True)
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool:
@@ -175,3 +181,59 @@ def test_unknown_queue_names_are_refused():
     with pytest.raises(SystemExit) as exit_info:
         worker.main(["--queues", "scoring,nope"])
     assert exit_info.value.code == 2
+
+
+def start_redis(port: int, directory: Path) -> subprocess.Popen:
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+    )
+    assert wait_until(lambda: _pings(port), timeout=10), "redis-server did not start"
+    return server
+
+
+def _pings(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def test_a_worker_that_loses_redis_mid_job_starts_again(settings, api_key, tmp_path):
+    """RQ retries a lost connection only while it waits for a job; one lost in a job used to end the
+    process. Redis dies here while a drain job waits for more comments, and comes back."""
+    port = free_port()
+    server = start_redis(port, tmp_path)
+    own = settings.with_overrides(redis_url=f"redis://127.0.0.1:{port}", reconcile_after_seconds=1.0)
+    runtime = Runtime.build(own)
+    client = create_app(own, runtime=runtime).test_client()
+    process = start_worker(own, tmp_path, extra_env={"SCORE_LINGER_SECONDS": "1"})
+
+    def post(text: str) -> str:
+        answer = client.post("/v1/comments", json={**POLITE, "text": text}, headers=api_key.headers)
+        return answer.get_json()["id"]
+
+    def decided(comment_id: str) -> bool:
+        with runtime.session() as session:
+            return session.get(Comment, comment_id).status != PENDING
+
+    try:
+        first = post("The first comment, while the worker loads its model.")
+        assert wait_until(lambda: decided(first), timeout=60)
+        second = post("A second one: the job that scores it then waits for more.")
+        waiting = lambda: decided(second) and bool(runtime.redis.exists(queueing.drain_flag_key(own)))  # noqa: E731
+        assert wait_until(waiting, timeout=10, interval=0.005), "no drain job was waiting"
+        server.kill()
+        server.wait(timeout=10)
+        time.sleep(2)
+        server = start_redis(port, tmp_path)
+
+        third = post("After Redis came back.")
+        assert wait_until(lambda: decided(third), timeout=60), "nobody scored the comment"
+        assert process.poll() is None, "the worker process ended"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        server.kill()
+        runtime.close()
