@@ -75,13 +75,13 @@ def score_inbox() -> int:
         runtime.models.maybe_refresh(WORKER_MODEL_REFRESH_SECONDS)
     started = time.monotonic()
     deadline = started + queueing.SCORE_JOB_TIMEOUT / 2
-    linger_until = started + settings.score_linger_seconds
+    inbox = queueing.InboxClaims(runtime.redis, settings, started + settings.score_linger_seconds)
     # A retried job first finishes the batch its failed attempt had claimed.
     claimed: list[str] = list(job.meta.get("claimed", [])) if job else []
     decided = 0
     while time.monotonic() < deadline:
         if not claimed:
-            claimed = _claim_or_wait(runtime, linger_until - time.monotonic())
+            claimed = inbox.next_batch()
             if not claimed:
                 return decided
             _remember_claim(job, claimed)
@@ -93,15 +93,6 @@ def score_inbox() -> int:
     # Out of time with work left: hand the rest to a fresh job rather than hit the job timeout.
     queueing.enqueue_drain(runtime.redis, trigger=f"continue-{job.id if job else 'direct'}")
     return decided
-
-
-def _claim_or_wait(runtime: Runtime, linger: float) -> list[str]:
-    """The next batch from the inbox; if it is empty, wait up to ``linger`` seconds for one."""
-    settings = runtime.settings
-    claimed = queueing.claim_from_inbox(runtime.redis, settings, settings.score_batch_size)
-    if claimed or linger <= 0:
-        return claimed
-    return queueing.wait_for_inbox(runtime.redis, settings, settings.score_batch_size, linger)
 
 
 def _remember_claim(job: Job | None, comment_ids: list[str]) -> None:

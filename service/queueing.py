@@ -150,28 +150,62 @@ def enqueue_drain(connection: redis.Redis, trigger: str) -> None:
 
 def claim_from_inbox(connection: redis.Redis, settings: Settings, count: int) -> list[str]:
     ids: list[bytes | str] = connection.lpop(inbox_key(settings), count) or []  # type: ignore[assignment]
-    return [item.decode() if isinstance(item, bytes) else item for item in ids]
+    return _decoded(ids)
 
 
-def wait_for_inbox(connection: redis.Redis, settings: Settings, count: int, seconds: float) -> list[str]:
-    """Wait up to ``seconds`` for ids to arrive in the inbox, as the drain job that will take them.
+class InboxClaims:
+    """A drain job's claims on the inbox: batch after batch, and when it is empty, a wait for more
+    until ``linger_until`` (``time.monotonic()``), holding the drain flag.
 
-    While it waits the drain flag is set, so the API enqueues no job for ids this one is about to take.
-    It is cleared as soon as ids arrive, so that more ids while this job scores bring in another worker,
-    or when the wait ends; the inbox is then read once more, because an id pushed between the end of the
-    wait and the clearing found the flag set and enqueued nothing.
+    While the flag is held the API enqueues no job for new ids: this job takes them, so a trickle of
+    comments shares one job, and when it ends no job has piled up in front of the webhook queue. The
+    flag is given up when the wait is over, and then the inbox is read once more (ids pushed while it
+    was held enqueued nothing), or as soon as a backlog outlasts the wait, so that more ids bring in
+    another worker.
     """
-    key = inbox_key(settings)
-    connection.set(drain_flag_key(settings), "1", ex=DRAIN_FLAG_TTL)
-    popped = connection.blpop([key], timeout=seconds)
-    first = [popped[1]] if popped else []
-    pipe = connection.pipeline(transaction=False)
-    pipe.delete(drain_flag_key(settings))
-    if count > len(first):
-        pipe.lpop(key, count - len(first))
-    rest = pipe.execute()[1:]
-    ids = first + list((rest[0] or []) if rest else [])
-    return [item.decode() if isinstance(item, bytes) else item for item in ids]
+
+    def __init__(self, connection: redis.Redis, settings: Settings, linger_until: float) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.linger_until = linger_until
+        self.holding_flag = False
+
+    def next_batch(self) -> list[str]:
+        count = self.settings.score_batch_size
+        ids = claim_from_inbox(self.connection, self.settings, count)
+        if ids:
+            if self.holding_flag and time.monotonic() >= self.linger_until:
+                clear_drain_flag(self.connection, self.settings)
+                self.holding_flag = False
+            return ids
+        remaining = self.linger_until - time.monotonic()
+        if remaining > 0:
+            ids = self._wait(count, remaining)
+            if ids:
+                return ids
+        if self.holding_flag:
+            return self._release(count)
+        return []
+
+    def _wait(self, count: int, seconds: float) -> list[str]:
+        key = inbox_key(self.settings)
+        self.connection.set(drain_flag_key(self.settings), "1", ex=DRAIN_FLAG_TTL)
+        self.holding_flag = True
+        popped = self.connection.blpop([key], timeout=seconds)
+        if not popped:
+            return []
+        first = _decoded([popped[1]])
+        more = self.connection.lpop(key, count - 1) if count > 1 else None
+        return first + _decoded(more or [])
+
+    def _release(self, count: int) -> list[str]:
+        clear_drain_flag(self.connection, self.settings)
+        self.holding_flag = False
+        return claim_from_inbox(self.connection, self.settings, count)
+
+
+def _decoded(items: Sequence[bytes | str]) -> list[str]:
+    return [item.decode() if isinstance(item, bytes) else item for item in items]
 
 
 def clear_drain_flag(connection: redis.Redis, settings: Settings) -> None:

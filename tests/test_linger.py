@@ -116,9 +116,11 @@ class LateArrival(redis.Redis):
 def test_an_id_pushed_as_the_wait_ends_is_still_taken(settings, redis_url):
     connection = LateArrival.from_url(redis_url)
     try:
-        assert queueing.wait_for_inbox(connection, settings, 10, 0.05) == ["late-comment"]
+        inbox = queueing.InboxClaims(connection, settings, linger_until=time.monotonic() + 0.05)
+        assert inbox.next_batch() == ["late-comment"]
         assert not connection.exists(queueing.drain_flag_key(settings))
         assert connection.llen(queueing.inbox_key(settings)) == 0
+        assert inbox.next_batch() == []
     finally:
         connection.close()
 
@@ -129,14 +131,19 @@ def test_a_steady_trickle_does_not_keep_one_job_running(lingering, lingering_cli
     drain.start()
     wait_until(lambda: drain_flag_set(lingering))
     ids = []
+    queued_while_it_ran = []
     trickle_until = time.monotonic() + 4.0
     while time.monotonic() < trickle_until:
         ids.append(post(lingering_client, api_key.headers, f"Comment number {len(ids)} on the story."))
+        if drain.is_alive():
+            queued_while_it_ran.append(scoring_jobs(lingering))
         time.sleep(0.05)
     job_ended_during_trickle = not drain.is_alive()
     drain.join(timeout=10)
 
     assert job_ended_during_trickle
+    # No drain job piled up in front of the other queues while this one took the trickle.
+    assert queued_while_it_ran and set(queued_while_it_ran) == {0}
     assert 0 < drain.decided < len(ids)
     drain_queues(lingering)
     assert PENDING not in statuses(lingering, ids).values(), "the rest went to jobs the API enqueued"
@@ -150,3 +157,18 @@ def test_linger_is_bounded(raw):
 
 def test_linger_defaults_to_half_a_second():
     assert Settings.from_env({}).score_linger_seconds == 0.5
+
+
+def test_a_backlog_that_outlasts_the_wait_lets_the_next_comment_start_another_job(settings, runtime):
+    """Past its wait the job gives up the flag even while it still drains, so more workers join in."""
+    small = replace(settings, score_batch_size=2)
+    inbox = queueing.InboxClaims(runtime.redis, small, linger_until=time.monotonic() + 0.3)
+    ids = [f"c{i}" for i in range(6)]
+    burst = threading.Timer(0.05, queueing.enqueue_scoring, (runtime.redis, small, ids))
+    burst.start()
+    assert inbox.next_batch() == ["c0", "c1"]
+    assert drain_flag_set(runtime), "held while the job is within its wait"
+    time.sleep(0.3)
+    assert inbox.next_batch() == ["c2", "c3"]
+    assert not drain_flag_set(runtime)
+    burst.join()
