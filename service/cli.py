@@ -16,11 +16,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+from sqlalchemy.orm import Session
+
 from service.connections import connect_database, connect_sessions, embedded_redis_url, start_embedded_redis
-from service.db import ROLE_MODERATOR, ROLES
+from service.db import ROLE_MODERATOR, ROLES, ApiKey
 from service.jobs import reconcile
 from service.keys import (
     DEFAULT_SCOPES,
+    KEY_CACHE_SECONDS,
+    NO_LIMIT,
     SCOPES,
     InvalidRateLimit,
     InvalidScope,
@@ -30,6 +34,7 @@ from service.keys import (
     find_api_key,
     list_api_keys,
     server_secret,
+    set_rate_limits,
 )
 from service.lifetime import REDIS_STOP_SECONDS, die_with_parent, watch_embedded_redis
 from service.logs import configure_logging
@@ -79,6 +84,12 @@ def _keys_arguments(parser: argparse.ArgumentParser) -> None:
         "plugin, which refuses other lengths); 12 to 200 printable ASCII characters",
     )
     sub.add_parser("list", help="list keys (never their secrets)")
+    limit = sub.add_parser(
+        "limit", help=f"change a key's own rate limits ({NO_LIMIT!r}: back to the setting)"
+    )
+    limit.add_argument("id", type=int)
+    limit.add_argument("--rate-limit", help=f"e.g. 50/second (compatibility endpoints), or {NO_LIMIT}")
+    limit.add_argument("--comment-rate-limit", help=f"e.g. 100/second on POST /v1/comments, or {NO_LIMIT}")
     disable = sub.add_parser("disable", help="disable a key")
     disable.add_argument("id", type=int)
 
@@ -116,13 +127,38 @@ def _keys_run(args: argparse.Namespace, settings: Settings) -> int:
             for api_key in list_api_keys(session):
                 state = "disabled" if api_key.disabled_at else "active"
                 shown = f"{api_key.key_prefix}…" if api_key.key_prefix else "(short key)"
-                print(f"{api_key.id}\t{shown}\t{api_key.name}\t{api_key.scopes}\t{state}")
+                print(f"{api_key.id}\t{shown}\t{api_key.name}\t{api_key.scopes}\t{state}\t{_limits(api_key)}")
             return 0
+        if args.action == "limit":
+            return _keys_limit(session, args)
         if not disable_api_key(session, args.id):
             print(f"error: no key with id {args.id}", file=sys.stderr)
             return 2
         print(f"disabled key {args.id}")
         return 0
+
+
+def _limits(api_key: ApiKey) -> str:
+    return (
+        f"rate limit: {api_key.rate_limit or 'RATE_LIMIT'}; "
+        f"comment rate limit: {api_key.comment_rate_limit or 'COMMENT_RATE_LIMIT'}"
+    )
+
+
+def _keys_limit(session: Session, args: argparse.Namespace) -> int:
+    if args.rate_limit is None and args.comment_rate_limit is None:
+        print("error: give --rate-limit, --comment-rate-limit or both", file=sys.stderr)
+        return 2
+    try:
+        api_key = set_rate_limits(session, args.id, args.rate_limit, args.comment_rate_limit)
+    except InvalidRateLimit as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if api_key is None:
+        print(f"error: no key with id {args.id}", file=sys.stderr)
+        return 2
+    print(f"key {api_key.id}: {_limits(api_key)} (running processes see it within {KEY_CACHE_SECONDS:g} s)")
+    return 0
 
 
 # --- sites ---------------------------------------------------------------------------------------

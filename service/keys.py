@@ -283,6 +283,32 @@ def list_api_keys(session: Session) -> list[ApiKey]:
     return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
 
 
+#: Given for a limit in :func:`set_rate_limits`, removes the key's own limit (the setting applies again).
+NO_LIMIT = "off"
+
+
+def set_rate_limits(
+    session: Session, key_id: int, rate_limit: str | None = None, comment_rate_limit: str | None = None
+) -> ApiKey | None:
+    """Change a key's own limits and commit; None leaves a limit as it is, :data:`NO_LIMIT` removes it.
+
+    Raises :class:`InvalidRateLimit` for a limit the limiter cannot read. Returns None for no such key.
+    Processes that cached the key see the change within :data:`KEY_CACHE_SECONDS`.
+    """
+    changes = {"rate_limit": rate_limit, "comment_rate_limit": comment_rate_limit}
+    for option, value in changes.items():
+        if value != NO_LIMIT:
+            check_rate_limit(value, option)
+    api_key = session.get(ApiKey, key_id)
+    if api_key is None:
+        return None
+    for column, value in changes.items():
+        if value is not None:
+            setattr(api_key, column, None if value == NO_LIMIT else value)
+    session.commit()
+    return api_key
+
+
 def disable_api_key(session: Session, key_id: int) -> bool:
     api_key = session.get(ApiKey, key_id)
     if api_key is None:

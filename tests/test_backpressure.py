@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service.db import Comment
-from service.keys import SCOPES, InvalidRateLimit, create_api_key
+from service.keys import NO_LIMIT, SCOPES, InvalidRateLimit, create_api_key, set_rate_limits
 from service.settings import Settings, SettingsError
 from tests.conftest import drain_queues
 
@@ -93,3 +93,17 @@ def test_a_limit_that_cannot_be_read_is_refused_when_the_key_is_made(runtime):
         create_api_key(session, "typo", SCOPES, comment_rate_limit="lots")
     with runtime.session() as session, pytest.raises(InvalidRateLimit, match="rate_limit"):
         create_api_key(session, "typo", SCOPES, rate_limit="5 per fortnight")
+
+
+def test_a_limit_set_after_the_key_was_made_applies_and_can_be_removed(runtime, client):
+    with runtime.session() as session:
+        new = create_api_key(session, "cms", SCOPES)
+        set_rate_limits(session, new.api_key.id, comment_rate_limit="2/minute")
+    headers = {"Authorization": f"Bearer {new.secret}"}
+    answers = [client.post("/v1/comments", json=POLITE, headers=headers).status_code for _ in range(3)]
+    assert answers == [202, 202, 429]
+
+    with runtime.session() as session:
+        set_rate_limits(session, new.api_key.id, comment_rate_limit=NO_LIMIT)
+    runtime.api_keys.clear()  # what KEY_CACHE_SECONDS does in a running process
+    assert client.post("/v1/comments", json=POLITE, headers=headers).status_code == 202

@@ -52,3 +52,45 @@ def test_keys_create_takes_a_comment_rate_limit(settings, runtime, monkeypatch, 
     assert run_cli(settings, monkeypatch, *argv, "--comment-rate-limit", "20/second") == 0
     with runtime.session() as session:
         assert find_api_key(session, "abcdef123456").comment_rate_limit == "20/second"
+
+
+def test_keys_limit_changes_and_clears_a_keys_limits(settings, runtime, monkeypatch, capsys):
+    with runtime.session() as session:
+        key_id = create_api_key(session, "cms", secret="abcdef123456", rate_limit="5/second").api_key.id
+    key = str(key_id)
+
+    assert run_cli(settings, monkeypatch, "keys", "limit", key, "--comment-rate-limit", "20/second") == 0
+    assert "comment rate limit: 20/second" in capsys.readouterr().out
+    with runtime.session() as session:
+        found = find_api_key(session, "abcdef123456")
+        assert (found.rate_limit, found.comment_rate_limit) == ("5/second", "20/second")
+
+    assert run_cli(settings, monkeypatch, "keys", "limit", key, "--rate-limit", "off") == 0
+    with runtime.session() as session:
+        found = find_api_key(session, "abcdef123456")
+        assert (found.rate_limit, found.comment_rate_limit) == (None, "20/second")
+    assert run_cli(settings, monkeypatch, "keys", "list") == 0
+    assert "rate limit: RATE_LIMIT; comment rate limit: 20/second" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--comment-rate-limit", "lots"], "comment_rate_limit must look like 100/second"),
+        (["--rate-limit", "5 per fortnight"], "rate_limit must look like 100/second"),
+        ([], "give --rate-limit, --comment-rate-limit or both"),
+    ],
+)
+def test_keys_limit_refuses_what_it_cannot_apply(settings, runtime, monkeypatch, capsys, argv, problem):
+    with runtime.session() as session:
+        key_id = create_api_key(session, "cms", secret="abcdef123456").api_key.id
+    assert run_cli(settings, monkeypatch, "keys", "limit", str(key_id), *argv) == 2
+    assert problem in capsys.readouterr().err
+    with runtime.session() as session:
+        found = find_api_key(session, "abcdef123456")
+        assert (found.rate_limit, found.comment_rate_limit) == (None, None)
+
+
+def test_keys_limit_names_a_missing_key(settings, runtime, monkeypatch, capsys):
+    assert run_cli(settings, monkeypatch, "keys", "limit", "999", "--rate-limit", "5/second") == 2
+    assert "no key with id 999" in capsys.readouterr().err
