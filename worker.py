@@ -47,7 +47,22 @@ logger = logging.getLogger("worker")
 FORK_GUARD = threading.Lock()
 
 
-class GuardedForkWorker(Worker):
+class StopAware:
+    """Remembers that RQ was asked to stop (SIGTERM, SIGINT): a Redis error on the way out must end the
+    process, not start the loop again (see :func:`work_through_redis_outages`)."""
+
+    stop_requested = False
+
+    def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
+        self.stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[misc]
+
+
+class ServingWorker(StopAware, SimpleWorker):
+    """RQ's SimpleWorker: each job runs in the worker process itself."""
+
+
+class GuardedForkWorker(StopAware, Worker):
     """RQ's forking worker that never forks while the reconciler thread uses the database."""
 
     def fork_work_horse(self, job, queue):  # type: ignore[no-untyped-def]
@@ -101,7 +116,7 @@ def run_worker(
     # long-lived objects they share with it, the model above all.
     gc.collect()
     gc.freeze()
-    worker_class = SimpleWorker if simple else GuardedForkWorker
+    worker_class = ServingWorker if simple else GuardedForkWorker
     try:
         return work_through_redis_outages(runtime, worker_class, queues, burst)
     finally:
@@ -120,12 +135,14 @@ def work_through_redis_outages(
     RQ retries a lost connection only while it waits for a job. A failure while it records a job's
     outcome (a Redis restart, a Sentinel failover) escapes its loop and would end the process, and a
     worker with ``--processes 1`` has no supervisor to start it again. The job it held is not lost:
-    its comments are still pending in the database, and the reconciler enqueues them again.
+    its comments are still pending in the database, and the reconciler enqueues them again. A stop
+    request (SIGTERM, SIGINT) still ends the process, with Redis or without it.
     """
     delay = RESTART_DELAYS[0]
     stopping = threading.Event()
     while True:
         started = time.monotonic()
+        worker = None
         try:
             # Inside the try: making an RQ worker already talks to Redis (it names its connection).
             worker = worker_class(list(queues), connection=runtime.redis)
@@ -133,10 +150,14 @@ def work_through_redis_outages(
         except redis.RedisError as error:
             if burst:
                 raise
+            if stopping.is_set() or getattr(worker, "stop_requested", False):
+                logger.warning("worker stopped without redis error=%s", type(error).__name__)
+                return False
             if time.monotonic() - started > 60:
                 delay = RESTART_DELAYS[0]
             logger.warning("worker lost redis error=%s; starting again in %gs", type(error).__name__, delay)
-        # RQ's own signal handlers are gone with its loop: a stop request now ends the wait.
+        # Out of RQ's loop its signal handlers would only flag a loop that is not running: with these a
+        # stop request ends the wait.
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         signal.signal(signal.SIGINT, lambda *_: stopping.set())
         if stopping.wait(delay):

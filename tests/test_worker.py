@@ -237,3 +237,33 @@ def test_a_worker_that_loses_redis_mid_job_starts_again(settings, api_key, tmp_p
             os.killpg(process.pid, signal.SIGKILL)
         server.kill()
         runtime.close()
+
+
+def test_a_worker_stops_when_asked_while_redis_is_gone(settings, api_key, tmp_path):
+    """Starting RQ's loop again after a Redis loss must not outlive a SIGTERM (``make run`` stopping)."""
+    port = free_port()
+    server = start_redis(port, tmp_path)
+    own = settings.with_overrides(redis_url=f"redis://127.0.0.1:{port}")
+    runtime = Runtime.build(own)
+    client = create_app(own, runtime=runtime).test_client()
+    process = start_worker(own, tmp_path, extra_env={"SCORE_LINGER_SECONDS": "1"})
+    try:
+        comment_id = client.post("/v1/comments", json=POLITE, headers=api_key.headers).get_json()["id"]
+
+        def decided() -> bool:
+            with runtime.session() as session:
+                return session.get(Comment, comment_id).status != PENDING
+
+        assert wait_until(decided, timeout=60), "the worker never scored the first comment"
+        time.sleep(1.5)  # the drain job is over: the worker waits for the next job
+        # As when `make run` stops: the worker is asked to stop and its Redis goes away with it, so
+        # RQ's own shutdown fails on Redis.
+        process.send_signal(signal.SIGTERM)
+        server.kill()
+        server.wait(timeout=10)
+        assert wait_until(lambda: process.poll() is not None, timeout=20), "the worker ignored SIGTERM"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        server.kill()
+        runtime.close()
