@@ -125,14 +125,37 @@ def test_sentinel_settings():
         Settings.from_env({"REDIS_SENTINELS": "10.0.0.1"})
 
 
-def test_the_service_goes_on_after_the_primary_dies(cluster: Cluster, tmp_path, database_url, tiny_registry):
-    settings = Settings(
+def sentinel_settings(cluster: Cluster, tmp_path: Path, database_url: str, registry, **overrides) -> Settings:  # noqa: ANN001
+    """The service's settings for this cluster: Redis found through its sentinel."""
+    return Settings(
         redis_sentinels=(("127.0.0.1", cluster.sentinel_port),),
         redis_sentinel_service=SERVICE,
         database_url=database_url,
         var_dir=tmp_path / "var",
-        model_dir=tiny_registry.root,
+        model_dir=registry.root,
         secret_key="test-secret",
+        **overrides,
+    )
+
+
+def verdicts_per_comment(runtime: Runtime) -> dict[str, int]:
+    """How many times each comment left ``pending``: exactly once is the promise."""
+    with runtime.session() as session:
+        return dict(
+            session.execute(
+                select(StatusChange.comment_id, func.count())
+                .where(StatusChange.from_status == PENDING)
+                .group_by(StatusChange.comment_id)
+            ).all()
+        )
+
+
+def test_the_service_goes_on_after_the_primary_dies(cluster: Cluster, tmp_path, database_url, tiny_registry):
+    settings = sentinel_settings(
+        cluster,
+        tmp_path,
+        database_url,
+        tiny_registry,
         # Re-enqueue at once whatever the dead primary had not passed on to its replica.
         reconcile_after_seconds=0.0,
         redis_prefix="sentinel",
@@ -189,13 +212,7 @@ def test_the_service_goes_on_after_the_primary_dies(cluster: Cluster, tmp_path, 
 
         with runtime.session() as session:
             assert session.scalar(select(func.count()).where(Comment.status == PENDING)) == 0
-            verdicts = dict(
-                session.execute(
-                    select(StatusChange.comment_id, func.count())
-                    .where(StatusChange.from_status == PENDING)
-                    .group_by(StatusChange.comment_id)
-                ).all()
-            )
+        verdicts = verdicts_per_comment(runtime)
         assert len(accepted) == 30
         assert {comment_id: verdicts.get(comment_id) for comment_id in accepted} == dict.fromkeys(accepted, 1)
         assert client.get("/readyz").get_json()["checks"]["redis"]["ok"] is True
@@ -226,13 +243,11 @@ def test_a_real_worker_under_load_goes_on_after_the_primary_dies(
 ):
     """worker.py, as deployed, through the failover: comments posted at a steady rate before, during
     and after it are all scored by that same process, each exactly once."""
-    settings = Settings(
-        redis_sentinels=(("127.0.0.1", cluster.sentinel_port),),
-        redis_sentinel_service=SERVICE,
-        database_url=database_url,
-        var_dir=tmp_path / "var",
-        model_dir=tiny_registry.root,
-        secret_key="test-secret",
+    settings = sentinel_settings(
+        cluster,
+        tmp_path,
+        database_url,
+        tiny_registry,
         reconcile_after_seconds=1.0,
         redis_prefix="sentinel-load",
     )
@@ -278,14 +293,7 @@ def test_a_real_worker_under_load_goes_on_after_the_primary_dies(
         _wait_for(all_decided, 120, "comments still pending long after the failover")
         assert cluster.primary_address()[1] == cluster.replica_port
         assert worker.poll() is None, "the worker process died in the failover"
-        with runtime.session() as session:
-            verdicts = dict(
-                session.execute(
-                    select(StatusChange.comment_id, func.count())
-                    .where(StatusChange.from_status == PENDING)
-                    .group_by(StatusChange.comment_id)
-                ).all()
-            )
+        verdicts = verdicts_per_comment(runtime)
         assert refused == [], "the API stores a comment and answers 202 even with no Redis primary"
         assert len(accepted) == 500
         assert {comment_id: verdicts.get(comment_id) for comment_id in accepted} == dict.fromkeys(accepted, 1)
