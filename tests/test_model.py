@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from classifier.comment import ATTRIBUTES, Comment, LabelledComment
 from classifier.model import Model, Reason, Score
@@ -231,6 +232,55 @@ def test_site_labels_get_a_site_head_that_learns_the_sites_own_words() -> None:
     np.testing.assert_allclose(adapted.predict(probe), adapted.pipeline_probabilities(probe), atol=1e-5)
     too_few = train(tiny_examples() + site[:5] + site[-5:], params)
     assert too_few.card["site_adaptation"] == {}
+
+
+def test_a_site_label_reaches_the_words_that_keep_its_company_in_the_public_rows() -> None:
+    """The latent word space carries "snowflake is toxic here" to "crybaby", which no site row contains."""
+    from tests.conftest import tiny_examples
+
+    chat = [
+        LabelledComment(Comment(f"stop being a snowflake and a crybaby, reply {i}"), {"spam": 0.0}, "chat")
+        for i in range(40)
+    ]
+    chat += [
+        LabelledComment(Comment(f"the bridge and the council budget, note {i}"), {"spam": 0.0}, "chat")
+        for i in range(40)
+    ]
+    site = [
+        LabelledComment(Comment(f"what a snowflake you are, take {i}"), {"toxicity": 1.0}, "site")
+        for i in range(30)
+    ]
+    site += [
+        LabelledComment(Comment(f"the council meets on day {i} about the bridge"), {"toxicity": 0.0}, "site")
+        for i in range(30)
+    ]
+    probe = [Comment("such a crybaby"), Comment("the council")]
+    toxicity = ATTRIBUTES.index("toxicity")
+
+    def adapted(dims: int) -> Model:
+        params = TrainParams(
+            word_bits=12, char_bits=13, min_df=1, calibrate=False, toxicity_c=10.0, site_subspace_dims=dims
+        )
+        return train(tiny_examples() + chat + site, params)
+
+    without, with_subspace = adapted(0), adapted(8)
+    assert "subspace_dims" not in without.card["site_adaptation"]["toxicity"]
+    assert with_subspace.card["site_adaptation"]["toxicity"]["subspace_dims"] == 8
+    before, after = without.predict(probe)[:, toxicity], with_subspace.predict(probe)[:, toxicity]
+    assert after[0] > before[0] + 0.15 and after[1] < 0.1
+    np.testing.assert_allclose(
+        with_subspace.predict(probe), with_subspace.pipeline_probabilities(probe), atol=1e-5
+    )
+
+
+def test_a_head_on_the_word_subspace_folds_back_into_word_weights() -> None:
+    from classifier.training import WordSubspace
+
+    rng = np.random.default_rng(0)
+    X = sp.random(20, 50, density=0.2, format="csr", random_state=1)  # noqa: N806
+    subspace = WordSubspace(40, np.array([1, 5, 7, 30, 39]), rng.normal(size=(3, 5)))
+    coef = rng.normal(size=3)
+    np.testing.assert_allclose(subspace.project(X) @ coef, X[:, :40] @ subspace.word_coef(coef))
 
 
 def test_readers_thanks_are_kept_among_the_spam_negatives_and_weigh_more() -> None:
