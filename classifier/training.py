@@ -179,7 +179,7 @@ class TrainParams:
     #: fitted on the public rows' word columns (LSA), so a site's few hundred labels can generalise from the
     #: words they contain to words that keep the same company.
     site_subspace_dims: int = 200
-    #: Public rows sampled to fit that space (it costs about 15 s at 20,000 rows and 200 dimensions).
+    #: Public rows sampled to fit that space (about 8 s at 20,000 rows and 200 dimensions, 2 cores).
     site_subspace_rows: int = 20_000
     #: Threads for fitting (liblinear releases the GIL).
     n_jobs: int = 2
