@@ -179,6 +179,8 @@ class TrainParams:
     #: fitted on the public rows' word columns (LSA), so a site's few hundred labels can generalise from the
     #: words they contain to words that keep the same company.
     site_subspace_dims: int = 200
+    #: Inverse regularisation of the site head in that space (its 200 dense columns need less than words).
+    site_subspace_c: float = 1.0
     #: Public rows sampled to fit that space (about 8 s at 20,000 rows and 200 dimensions, 2 cores).
     site_subspace_rows: int = 20_000
     #: Threads for fitting (liblinear releases the GIL).
@@ -607,7 +609,7 @@ def _adapt_to_site(
     views = {"text": X[:, :n_text]}
     if subspace is not None:
         views["subspace"] = subspace.project(X)
-    c_of = {"text": params.site_c, "subspace": 1.0}
+    c_of = {"text": params.site_c, "subspace": params.site_subspace_c}
     folds = list(
         StratifiedKFold(n_splits=3, shuffle=True, random_state=params.seed).split(np.zeros(len(y)), y)
     )
