@@ -512,27 +512,18 @@ def _adapt_heads_to_site(
     info: dict[str, Any] = {}
     if not site_rows:
         return info
-    labelled = {
-        attribute: [i for i in site_rows if attribute in corpus[i].labels]
-        for attribute in ("spam", *TOXICITY_ATTRIBUTES)
-    }
-    targets = {
-        attribute: np.array([1 if corpus[i].labels[attribute] >= 0.5 else 0 for i in rows], dtype=int)
-        for attribute, rows in labelled.items()
-    }
-    adapted = [
-        attribute
-        for attribute, y in targets.items()
-        if len(y) and min(np.bincount(y, minlength=2)) >= params.site_min_per_class
-    ]
-    if not adapted:
+    eligible = []
+    for attribute, head in zip(("spam", *TOXICITY_ATTRIBUTES), heads, strict=True):
+        rows = np.array([i for i in site_rows if attribute in corpus[i].labels], dtype=int)
+        y = np.array([1 if corpus[i].labels[attribute] >= 0.5 else 0 for i in rows], dtype=int)
+        if len(rows) and min(np.bincount(y, minlength=2)) >= params.site_min_per_class:
+            eligible.append((attribute, head, rows, y))
+    if not eligible:
         return info
+    # One latent space serves every head, and is fitted only when a head will use it: it costs seconds.
     public_rows = [i for i, e in enumerate(corpus) if e.source != params.site_source]
     subspace = _word_subspace(X_all, public_rows, n_word, params)
-    for attribute, head in zip(("spam", *TOXICITY_ATTRIBUTES), heads, strict=True):
-        if attribute not in adapted:
-            continue
-        rows, y = np.array(labelled[attribute]), targets[attribute]
+    for attribute, head, rows, y in eligible:
         w = np.array([corpus[i].weight for i in rows])
         info[attribute] = _adapt_to_site(head, X_all[rows], y, w / w.mean(), n_text, subspace, params)
     return info
