@@ -206,19 +206,24 @@ def test_linked_discussion_negatives_keep_links_from_being_spam() -> None:
     assert spam_of(30.0) < spam_of(1.0)
 
 
+def _snowflake_site_labels() -> list[LabelledComment]:
+    """A site's moderators: "snowflake" is toxic here, the council's meetings are not (30 of each)."""
+    site = [
+        LabelledComment(Comment(f"what a snowflake you are, take {i}"), {"toxicity": 1.0}, "site")
+        for i in range(30)
+    ]
+    return site + [
+        LabelledComment(Comment(f"the council meets on day {i} about the bridge"), {"toxicity": 0.0}, "site")
+        for i in range(30)
+    ]
+
+
 def test_site_labels_get_a_site_head_that_learns_the_sites_own_words() -> None:
     """A site's moderators reject a word the public data calls harmless: a few dozen labels teach it."""
     from tests.conftest import tiny_examples
 
     params = TrainParams(word_bits=12, char_bits=13, min_df=1, calibrate=False, toxicity_c=10.0)
-    site = [
-        LabelledComment(Comment(f"what a snowflake you are, take {i}"), {"toxicity": 1.0}, "site")
-        for i in range(30)
-    ]
-    site += [
-        LabelledComment(Comment(f"the council meets on day {i} about the bridge"), {"toxicity": 0.0}, "site")
-        for i in range(30)
-    ]
+    site = _snowflake_site_labels()
     general = train(tiny_examples(), params)
     adapted = train(tiny_examples() + site, params)
     probe = [Comment("such a snowflake"), Comment("the council meets about the bridge")]
@@ -246,14 +251,7 @@ def test_a_site_label_reaches_the_words_that_keep_its_company_in_the_public_rows
         LabelledComment(Comment(f"the bridge and the council budget, note {i}"), {"spam": 0.0}, "chat")
         for i in range(40)
     ]
-    site = [
-        LabelledComment(Comment(f"what a snowflake you are, take {i}"), {"toxicity": 1.0}, "site")
-        for i in range(30)
-    ]
-    site += [
-        LabelledComment(Comment(f"the council meets on day {i} about the bridge"), {"toxicity": 0.0}, "site")
-        for i in range(30)
-    ]
+    site = _snowflake_site_labels()
     probe = [Comment("such a crybaby"), Comment("the council")]
     toxicity = ATTRIBUTES.index("toxicity")
 
