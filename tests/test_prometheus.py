@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select, update
 
@@ -175,6 +178,35 @@ def test_worker_serves_its_metrics_on_its_port(runtime):
     assert any(name == "moderation_scoring_batch_size_count" for name, _ in samples)
     # The backlog is the API's to report (one series for the whole service).
     assert not any(name == "moderation_pending_comments" for name, _ in samples)
+
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+
+
+def _queried_series() -> set[str]:
+    """Every ``moderation_*`` series the Grafana dashboard and the alerting rules ask Prometheus for."""
+    dashboard = json.loads((DEPLOY / "grafana" / "moderation.json").read_text())
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    expressions += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    return {name for expr in expressions for name in re.findall(r"\bmoderation_[a-z_]+", expr)}
+
+
+def _exported_series(text: str) -> set[str]:
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {
+        family.name + suffix
+        for family in text_string_to_metric_families(text)
+        for suffix in suffixes.get(family.type, ("",))
+    }
+
+
+def test_the_dashboard_and_the_alerts_query_only_series_the_service_exports(runtime, client):
+    """A renamed metric must not leave an empty panel or an alert that can never fire."""
+    scraped = client.get("/metrics").get_data(as_text=True)
+    queried = _queried_series()
+    assert {"moderation_verdicts_total", "moderation_oldest_pending_age_seconds"} <= queried
+    assert queried - _exported_series(scraped) == set()
 
 
 _INCREMENT = """
