@@ -31,7 +31,7 @@ Design (see the model card's ``notes`` for the figures):
   toxicity heads are calibrated on the news-site rows only (``toxicity_calibration_groups``).
 - **A site's own labels** (source ``site``, from ``classifier.learning``) train with the public rows and,
   where there are enough of them, add two site heads blended into each general head: one on the text
-  features, one in a latent word space of the public rows (:func:`_adapt_to_site`).
+  features, one in a latent word space of the public rows (:func:`adapt_to_site`).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class TrainParams:
     #: at nearly the same precision.
     spam_calibration_prior: str = "balanced"
     #: Source of a site's own labels (``classifier.learning`` names them ``site``). With enough of them,
-    #: each head gets a site-specific correction fitted on those rows alone (see :func:`_adapt_to_site`).
+    #: each head gets a site-specific correction fitted on those rows alone (see :func:`adapt_to_site`).
     site_source: str = "site"
     #: Inverse regularisation of the site head: small, so a few hundred labels move only the words they
     #: are sure of.
@@ -522,10 +522,10 @@ def _adapt_heads_to_site(
         return info
     # One latent space serves every head, and is fitted only when a head will use it: it costs seconds.
     public_rows = [i for i, e in enumerate(corpus) if e.source != params.site_source]
-    subspace = _word_subspace(X_all, public_rows, n_word, params)
+    subspace = fit_word_subspace(X_all, public_rows, n_word, params)
     for attribute, head, rows, y in eligible:
         w = np.array([corpus[i].weight for i in rows])
-        info[attribute] = _adapt_to_site(head, X_all[rows], y, w / w.mean(), n_text, subspace, params)
+        info[attribute] = adapt_to_site(head, X_all[rows], y, w / w.mean(), n_text, subspace, params)
     return info
 
 
@@ -547,7 +547,7 @@ class WordSubspace:
         return full
 
 
-def _word_subspace(
+def fit_word_subspace(
     X_all: sp.csr_matrix,  # noqa: N803
     rows: Sequence[int],
     n_word: int,
@@ -575,7 +575,7 @@ def _word_subspace(
     return WordSubspace(n_word, columns, svd.components_)
 
 
-def _adapt_to_site(
+def adapt_to_site(
     head: LogisticRegression,
     X: sp.csr_matrix,  # noqa: N803
     y: np.ndarray,
