@@ -823,6 +823,7 @@ def _load_civil_spans(folder: Path) -> list[LabelledComment]:
             for i, votes in char_votes.items()
             if votes * 2 >= max(len(people), 1) and 0 <= i - shift < len(text)
         )
+        anyone = sorted(i - shift for i in char_votes if 0 <= i - shift < len(text))
         examples.append(
             LabelledComment(
                 comment=Comment(text=text),
@@ -830,7 +831,11 @@ def _load_civil_spans(folder: Path) -> list[LabelledComment]:
                 source="civil:spans",
                 external_id=cid,
                 weight=0.5 if borderline else 1.0,
-                extra={"toxic_spans": json.dumps(_runs(agreed)), "annotators": str(len(people))},
+                extra={
+                    "toxic_spans": json.dumps(_runs(agreed)),
+                    "marked_spans": json.dumps(_runs(anyone)),
+                    "annotators": str(len(people)),
+                },
             )
         )
     return examples

@@ -22,6 +22,9 @@ Design (see the model card's ``notes`` for the figures):
   on leave-one-source-out). Both classes then get the same total weight (``balanced``, like
   ``class_weight="balanced"``) for the fit; the toxicity calibration below uses the unbalanced weights,
   the spam calibration the balanced ones (``spam_calibration_prior``).
+- **Toxic spans' counterfactuals**: each toxic-span comment also joins the toxicity rows with every span an
+  annotator marked cut out, labelled not toxic (:func:`span_counterfactuals`). The spans set has no ham; the
+  cut comments are ham on exactly its topics, so the heads learn the marked words, not the subjects.
 - **Toxicity heads** use the text blocks only (``toxicity_metadata=False``): the style features (capitals,
   "!!!", length) identified sources more than abuse and lowered leave-one-source-out AUC.
 - **Calibration**: Platt scaling fitted on stratified 3-fold out-of-fold decision values, folded back
@@ -36,6 +39,7 @@ Design (see the model card's ``notes`` for the figures):
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -56,7 +60,7 @@ from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import Pipeline
 from tqdm import tqdm
 
-from classifier.comment import TOXICITY_ATTRIBUTES, LabelledComment
+from classifier.comment import TOXICITY_ATTRIBUTES, Comment, LabelledComment
 from classifier.errors import TrainingError
 from classifier.features import AUTHOR_FEATURES, META_NAMES, SUSPICIOUS_LINK_FEATURES, CommentVectorizer
 from classifier.model import Model
@@ -66,6 +70,10 @@ logger = logging.getLogger(__name__)
 
 #: Below this many positive rows an attribute is flagged as thin in the card.
 THIN_POSITIVES = 500
+#: Source of the toxic spans' counterfactuals (:func:`span_counterfactuals`); its group is ``civil``.
+COUNTERFACTUAL_SOURCE = "civil:spans-cut"
+#: A counterfactual with fewer words left says nothing about its subject.
+COUNTERFACTUAL_MIN_WORDS = 4
 
 
 @dataclass
@@ -147,6 +155,17 @@ class TrainParams:
     #: are 16,100 toxic news comments with no ham: at full weight they outweigh the news ham three to one
     #: and the model learns "news prose is toxic".
     toxicity_source_weights: dict[str, float] = field(default_factory=lambda: {"civil:spans": 0.3})
+    #: Row-weight multiplier of each toxic-span comment's counterfactual: the same comment with the spans
+    #: people marked cut out, as a non-toxic news comment (0: none). It is the ham on the spans' own topics,
+    #: so the heads learn the marked words rather than the subjects toxic comments are about. Toxicity ROC
+    #: AUC, leave-one-source-out at 3,000 rows per source, 0 -> 0.3: Jigsaw 0.896 -> 0.912, OLID 0.739 ->
+    #: 0.743, Impermium 0.823 -> 0.827, Fox 0.624 -> 0.628, Davidson 0.821 -> 0.819 (1.0: Jigsaw 0.916 but
+    #: Davidson 0.815).
+    span_counterfactual_weight: float = 0.3
+    #: Which spans are cut: ``marked_spans`` (any annotator marked them) or ``toxic_spans`` (half agreed;
+    #: it leaves words one annotator marked, "useful idiot or well-meaning moron?", in a comment labelled
+    #: good, and measured worse: Impermium 0.821, Davidson 0.820 at weight 0.3).
+    span_counterfactual_cut: str = "marked_spans"
     #: Source groups whose out-of-fold scores fit the toxicity heads' Platt scaling (empty: all rows). News
     #: comments: the hold threshold should send a sensible share of a news site's comments to people, and
     #: calibration on tweets and Wikipedia talk does not say what that share is.
@@ -349,6 +368,8 @@ def train(
         if params.toxicity_rows_per_source and len(rows) > params.toxicity_rows_per_source:
             rows = rng.sample(rows, params.toxicity_rows_per_source)
         tox_rows.extend(rows)
+    if params.span_counterfactual_weight > 0:
+        tox_rows.extend(span_counterfactuals(tox_rows, params))
     spam_classes = {e.labels["spam"] >= 0.5 for e in spam_rows} | ({False} if spam_negatives else set())
     if len(spam_classes) < 2:
         raise TrainingError("spam needs examples of both classes")
@@ -435,6 +456,10 @@ def train(
     heads.update()
     tox_heads = []
     tox_info: dict[str, Any] = {}
+    toxicity_multipliers = {
+        **params.toxicity_source_weights,
+        COUNTERFACTUAL_SOURCE: params.span_counterfactual_weight,
+    }
     for attribute in TOXICITY_ATTRIBUTES:
         rows = [e for e in tox_rows if attribute in e.labels]
         y = np.array([1 if e.labels[attribute] >= 0.5 else 0 for e in rows])
@@ -443,7 +468,7 @@ def train(
         idx = np.array([unique[id(e)] for e in rows])
         X_tox = X_all[idx] if params.toxicity_metadata else X_all[idx][:, :n_text]  # noqa: N806
         weights = _group_weights(rows, params) if params.toxicity_equal_sources else _row_weights(rows)
-        weights = weights * _source_multipliers(rows, params.toxicity_source_weights)
+        weights = weights * _source_multipliers(rows, toxicity_multipliers)
         clf, info = _fit_head(
             X_tox,
             y,
@@ -646,6 +671,32 @@ def adapt_to_site(
     return info
 
 
+def span_counterfactuals(rows: Sequence[LabelledComment], params: TrainParams) -> list[LabelledComment]:
+    """Each comment with toxic spans, with those spans cut out and every toxicity label it had set to 0.
+
+    Cutting what people marked leaves what the comment was about. Labelled good, the rest teaches the heads
+    that the subject is not what made the comment toxic.
+    """
+    counterfactuals = []
+    for e in rows:
+        spans = json.loads(e.extra.get(params.span_counterfactual_cut, "[]"))
+        if not spans:
+            continue
+        text, end = [], 0
+        for begin, stop in spans:
+            text.append(e.comment.text[end:begin])
+            end = stop
+        text.append(e.comment.text[end:])
+        rest = " ".join(" ".join(text).split())
+        if len(rest.split()) < COUNTERFACTUAL_MIN_WORDS:
+            continue
+        labels = {attribute: 0.0 for attribute in TOXICITY_ATTRIBUTES if attribute in e.labels}
+        counterfactuals.append(
+            LabelledComment(Comment(rest, language=e.comment.language), labels, COUNTERFACTUAL_SOURCE)
+        )
+    return counterfactuals
+
+
 def _source_multipliers(rows: Sequence[LabelledComment], multipliers: dict[str, float]) -> np.ndarray:
     return np.array([multipliers.get(e.source, multipliers.get(source_group(e.source), 1.0)) for e in rows])
 
@@ -762,6 +813,8 @@ LABEL_MAPPING: dict[str, str] = {
     "paired with news-site comments as ham",
     "civil:spans": "toxicity 1 (weight 0.5 when most annotators said not toxic), span types -> insult, "
     "threat, profanity, identity_attack 1; row weight x0.3 for toxicity",
+    COUNTERFACTUAL_SOURCE: "civil:spans with every span an annotator marked cut out (4 or more words "
+    "left): the toxicity attributes it had -> 0; row weight x0.3",
     "impermium": "Insult -> insult and toxicity",
     "fox": "hateful -> toxicity",
     "jigsaw": "toxic->toxicity, severe_toxic->severe_toxicity, obscene->profanity, threat->threat, "

@@ -115,6 +115,8 @@ def test_toxic_spans_labels_types_agreement_and_borderline_weight(tmp_path, monk
     idiot, meh = load_public_set(data_dir, "civil-spans")
     assert idiot.labels == {"toxicity": 1.0, "insult": 1.0}  # one threat vote of three is not agreement
     assert json.loads(idiot.extra["toxic_spans"]) == [[11, 16]]
+    assert json.loads(idiot.extra["marked_spans"]) == [[0, 3], [11, 16]]  # what anyone marked
+    assert json.loads(meh.extra["toxic_spans"]) == [] and json.loads(meh.extra["marked_spans"]) == [[0, 3]]
     assert idiot.comment.text[11:16] == "idiot" and idiot.weight == 1.0
     assert meh.labels == {"toxicity": 1.0} and meh.weight == 0.5  # two of three said "not toxic"
     assert idiot.source == "civil:spans"

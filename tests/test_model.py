@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import scipy.sparse as sp
 
 from classifier.comment import ATTRIBUTES, Comment, LabelledComment
 from classifier.model import Model, Reason, Score
-from classifier.training import TrainParams, train
+from classifier.training import COUNTERFACTUAL_SOURCE, TrainParams, span_counterfactuals, train
 
 SPAM = Comment("Check out my channel and subscribe!!! http://bit.ly/xyz123 win money")
 HAM = Comment("I disagree with the council's decision on the budget for schools.")
@@ -204,6 +207,56 @@ def test_linked_discussion_negatives_keep_links_from_being_spam() -> None:
         return float(model.predict([cited])[0, spam])
 
     assert spam_of(30.0) < spam_of(1.0)
+
+
+def _span_comment(text: str, *marked: str, labels: dict[str, float] | None = None) -> LabelledComment:
+    """A toxic-spans row whose annotators marked the given words (the first is the agreed span)."""
+    spans = [[text.index(word), text.index(word) + len(word)] for word in marked]
+    extra = {"toxic_spans": json.dumps(spans[:1]), "marked_spans": json.dumps(sorted(spans))}
+    return LabelledComment(Comment(text), labels or {"toxicity": 1.0}, "civil:spans", extra=extra)
+
+
+def test_span_counterfactuals_cut_every_marked_span_and_label_what_is_left_good() -> None:
+    labelled = _span_comment(
+        "You utter idiot, the mayor's plan is garbage",
+        "idiot",
+        "garbage",
+        labels={"toxicity": 1.0, "insult": 1.0},
+    )
+    too_short = _span_comment("Shut up, moron", "moron")
+    unmarked = replace(_span_comment("Nobody marked anything here", "here"), extra={"toxic_spans": "[]"})
+    cut, *rest = span_counterfactuals([labelled, too_short, unmarked], TrainParams())
+    assert rest == []  # two words left say nothing of a subject; a comment with no marks has nothing to cut
+    assert cut.comment.text == "You utter , the mayor's plan is"
+    assert cut.labels == {"toxicity": 0.0, "insult": 0.0} and cut.source == COUNTERFACTUAL_SOURCE
+    agreed_only = span_counterfactuals([labelled], TrainParams(span_counterfactual_cut="toxic_spans"))
+    assert agreed_only[0].comment.text == "You utter , the mayor's plan is garbage"
+
+
+def test_toxic_span_comments_also_teach_that_their_subject_is_not_toxic() -> None:
+    """Every toxic-span comment is about the council budget; cut out, they say the subject is harmless."""
+    from tests.conftest import tiny_examples
+
+    spans = [_span_comment(f"the council budget vote {i} was run by idiots", "idiots") for i in range(30)]
+    probe = [Comment("the council budget vote"), Comment("run by idiots")]
+    toxicity = ATTRIBUTES.index("toxicity")
+
+    def trained(weight: float) -> Model:
+        params = TrainParams(
+            word_bits=12,
+            char_bits=13,
+            min_df=1,
+            calibrate=False,
+            toxicity_c=10.0,
+            span_counterfactual_weight=weight,
+        )
+        return train(tiny_examples() + spans, params)
+
+    without, with_cuts = trained(0.0), trained(0.3)
+    assert COUNTERFACTUAL_SOURCE not in without.card["heads"]["toxicity"]["sources"]
+    assert with_cuts.card["heads"]["toxicity"]["sources"][COUNTERFACTUAL_SOURCE] == 30
+    before, after = without.predict(probe)[:, toxicity], with_cuts.predict(probe)[:, toxicity]
+    assert after[0] < before[0] - 0.2 and after[1] > 0.5
 
 
 def _snowflake_site_labels() -> list[LabelledComment]:
