@@ -209,6 +209,60 @@ def test_the_dashboard_and_the_alerts_query_only_series_the_service_exports(runt
     assert queried - _exported_series(scraped) == set()
 
 
+def _worker_metrics_ports(command: list[str]) -> set[int]:
+    """The ports ``worker.py --metrics-port N --processes K`` serves: N to N+K-1."""
+    options = dict(zip(command[2::2], command[3::2], strict=False))
+    first, processes = int(options["--metrics-port"]), int(options.get("--processes", "1"))
+    return set(range(first, first + processes))
+
+
+def _exposed_ports(service: dict) -> set[int]:
+    ports = set()
+    for entry in service.get("expose", []):
+        low, _, high = str(entry).partition("-")
+        ports.update(range(int(low), int(high or low) + 1))
+    return ports
+
+
+def test_the_compose_monitoring_profile_scrapes_every_metrics_port_and_loads_the_rules_and_dashboard():
+    """Add a worker process or move a port in compose.yaml, and Prometheus must still see all of it."""
+    compose = yaml.safe_load((DEPLOY.parent / "compose.yaml").read_text())
+    services = compose["services"]
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    scraped: dict[str, set[int]] = {}
+    for job in config["scrape_configs"]:
+        for sd in job["dns_sd_configs"]:
+            for name in sd["names"]:
+                scraped.setdefault(name, set()).add(sd["port"])
+    serving = {
+        name: _worker_metrics_ports(service["command"])
+        for name, service in services.items()
+        if "--metrics-port" in service.get("command", [])
+    }
+    serving["api"] = {8000}
+    assert scraped == serving  # every metrics port is scraped, and nothing else
+    for name, ports in serving.items():
+        assert ports <= _exposed_ports(services[name]), name
+
+    mounts = {
+        name: dict(volume.split(":")[:2] for volume in services[name]["volumes"])  # outside: inside
+        for name in ("prometheus", "grafana")
+    }
+    rules_mounted = {inside: outside for outside, inside in mounts["prometheus"].items()}
+    for rule_file in config["rule_files"]:
+        assert (DEPLOY.parent / rules_mounted[rule_file]).resolve() == DEPLOY / "prometheus" / "alerts.yml"
+    provisioning = DEPLOY / "grafana" / "provisioning"
+    assert mounts["grafana"]["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    provider = yaml.safe_load((provisioning / "dashboards" / "moderation.yml").read_text())["providers"][0]
+    dashboard_inside = mounts["grafana"]["./deploy/grafana/moderation.json"]
+    assert Path(dashboard_inside).parent == Path(provider["options"]["path"])
+    source = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"][0]
+    assert source["type"] == "prometheus" and source["isDefault"]
+    assert (
+        source["url"] == "http://prometheus:9090" and "127.0.0.1:9090:9090" in services["prometheus"]["ports"]
+    )
+
+
 _INCREMENT = """
 from service import metrics
 metrics.COMMENTS_RECEIVED.labels("7").inc(int(__import__("sys").argv[1]))
