@@ -155,11 +155,15 @@ def labelled_rows(examples: Sequence[LabelledComment], attribute: str) -> tuple[
     return np.array(rows, dtype=int), np.array(labels, dtype=int)
 
 
-def policy_status(scores: Sequence[float], text: str, max_links: int = POLICY_MAX_LINKS) -> str:
+def policy_status(
+    scores: Sequence[float], text: str, max_links: int = POLICY_MAX_LINKS, toxicity_hold: float | None = None
+) -> str:
     """``approved``, ``held`` or ``rejected``: the service's default policy on one row of scores.
 
     ``scores`` is in ATTRIBUTES order. Spam first (reject, then hold), then any toxicity attribute at or
     above its hold threshold, then the link limit; the service applies the same rules in the same order.
+    ``toxicity_hold``, when given, replaces every toxicity attribute's hold threshold (as a site that
+    lowers its thresholds would).
     """
     spam = float(scores[0])
     if spam >= POLICY_THRESHOLDS["spam"]["reject"]:
@@ -167,7 +171,8 @@ def policy_status(scores: Sequence[float], text: str, max_links: int = POLICY_MA
     if spam >= POLICY_THRESHOLDS["spam"]["hold"]:
         return "held"
     for attribute, value in zip(TOXICITY_ATTRIBUTES, scores[1:], strict=True):
-        if float(value) >= POLICY_THRESHOLDS[attribute]["hold"]:
+        hold = POLICY_THRESHOLDS[attribute]["hold"] if toxicity_hold is None else toxicity_hold
+        if float(value) >= hold:
             return "held"
     if count_links(text) > max_links:
         return "held"

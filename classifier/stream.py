@@ -11,7 +11,9 @@ default policy (:func:`classifier.metrics.policy_status`) on a stream made of
   with the text alone,
 
 mixed at :data:`SPAM_SHARES` spam. For each mix it reports the share of bad (toxic or spam) comments among
-the approved, the share sent to a person, good comments rejected, spam published and toxic published.
+the approved, the share sent to a person, good comments rejected, spam published and toxic published. It
+plays the same stream again at the lower toxicity hold thresholds of :data:`TOXICITY_HOLD_SWEEP`: what a
+site that lowers its thresholds trades, fewer toxic comments published for more sent to a person.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ TIME_HOLDOUT_FRACTION = 0.3
 #: Toxic share of a news site's comments (Civil Comments: about 8 %).
 NEWS_TOXIC_RATE = 0.08
 SPAM_SHARES: tuple[float, ...] = (0.1, 0.5)
+#: Toxicity hold thresholds the stream is replayed at (the default policy's first).
+TOXICITY_HOLD_SWEEP: tuple[float, ...] = (0.6, 0.5, 0.4, 0.3, 0.2)
 
 #: Scores comments: an array of shape (n, len(ATTRIBUTES)), columns in ATTRIBUTES order.
 Scorer = Callable[[Sequence[Comment]], np.ndarray]
@@ -158,6 +162,8 @@ class StreamResult:
     spam_caught: dict[str, float]  #: at the spam hold threshold, by spam set and author fields
     spam_text_auc: float  #: blog spam (text only) vs. the news comments, ROC AUC of the spam score
     streams: dict[str, list[StreamFigures]] = field(default_factory=dict)  #: by author-field variant
+    #: The stream with author fields, by toxicity hold threshold (:data:`TOXICITY_HOLD_SWEEP`).
+    by_toxicity_hold: dict[float, list[StreamFigures]] = field(default_factory=dict)
 
 
 def evaluate_stream(split: StreamSplit, scorer: Scorer, baseline: Scorer | None = None) -> StreamResult:
@@ -168,8 +174,7 @@ def evaluate_stream(split: StreamSplit, scorer: Scorer, baseline: Scorer | None 
     spam_sets = {"by time": split.spam_by_time, "other blog": split.spam_other_blog}
     spam_hold = POLICY_THRESHOLDS["spam"]["hold"]
     caught: dict[str, float] = {}
-    statuses: dict[str, list[str]] = {"with author fields": [], "text only": []}
-    text_only_scores = []
+    scored: dict[str, list[tuple[np.ndarray, Comment]]] = {"with author fields": [], "text only": []}
     for name, rows in spam_sets.items():
         if not rows:
             continue
@@ -179,11 +184,14 @@ def evaluate_stream(split: StreamSplit, scorer: Scorer, baseline: Scorer | None 
         ):
             scores = scorer(comments)
             caught[f"{name}, {variant}"] = float((scores[:, 0] >= spam_hold).mean())
-            statuses[variant].extend(policy_status(s, c.text) for s, c in zip(scores, comments, strict=True))
-            if variant == "text only":
-                text_only_scores.append(scores[:, 0])
-    news_status = [policy_status(s, c.text) for s, c in zip(news_scores, news_comments, strict=True)]
-    spam_text = np.concatenate(text_only_scores)
+            scored[variant].extend(zip(scores, comments, strict=True))
+
+    def statuses(pairs: Sequence[tuple[np.ndarray, Comment]], hold: float | None = None) -> list[str]:
+        return [policy_status(s, c.text, toxicity_hold=hold) for s, c in pairs]
+
+    news_scored = list(zip(news_scores, news_comments, strict=True))
+    news_status = statuses(news_scored)
+    spam_text = np.array([s[0] for s, _ in scored["text only"]])
     spam_auc = roc_auc_score(
         np.r_[np.zeros(len(news_scores)), np.ones(len(spam_text))], np.r_[news_scores[:, 0], spam_text]
     )
@@ -200,9 +208,15 @@ def evaluate_stream(split: StreamSplit, scorer: Scorer, baseline: Scorer | None 
     if baseline is not None:
         base = baseline(news_comments)[:, ATTRIBUTES.index("toxicity")]
         result.baseline_toxicity_auc = float(roc_auc_score(toxic, base))
-    for variant, spam_status in statuses.items():
+    for variant, pairs in scored.items():
+        spam_status = statuses(pairs)
         result.streams[variant] = [
             stream_figures(news_status, toxic.tolist(), spam_status, share) for share in SPAM_SHARES
+        ]
+    for hold in TOXICITY_HOLD_SWEEP:
+        news_at, spam_at = statuses(news_scored, hold), statuses(scored["with author fields"], hold)
+        result.by_toxicity_hold[hold] = [
+            stream_figures(news_at, toxic.tolist(), spam_at, share) for share in SPAM_SHARES
         ]
     return result
 
@@ -244,6 +258,7 @@ def stream_tables(results: Sequence[StreamResult]) -> list[str]:
                     f"| {_pct(f.to_person)} | {_pct(f.good_rejected, 2)} | {_pct(f.spam_published)} "
                     f"| {_pct(f.toxic_published)} |"
                 )
+    lines += ["", *toxicity_hold_table(results)]
     lines += ["", "Blog spam caught at the spam hold threshold, and news comments flagged as spam:", ""]
     variants = sorted({k for r in results for k in r.spam_caught})
     lines.append(
@@ -268,6 +283,27 @@ def stream_tables(results: Sequence[StreamResult]) -> list[str]:
             f"| {r.news_group} | {r.news_rows} | {r.toxic_rows} | {r.toxicity_auc:.3f} "
             f"| {'-' if base is None else f'{base:.3f}'} | {diff} |"
         )
+    return lines
+
+
+def toxicity_hold_table(results: Sequence[StreamResult]) -> list[str]:
+    """Markdown: the stream with author fields replayed at each toxicity hold threshold."""
+    shares = [f"{share:.0%} spam" for share in SPAM_SHARES]
+    lines = [
+        "The same stream (blog spam with author fields) at lower toxicity hold thresholds, as a site that "
+        "lowers them on the thresholds page would play it: bad among approved / sent to a person / toxic "
+        "published.",
+        "",
+        "| held-out news source | toxicity hold | " + " | ".join(shares) + " |",
+        "|---|---|" + "---|" * len(shares),
+    ]
+    for r in results:
+        for hold, figures in r.by_toxicity_hold.items():
+            cells = [
+                f"{_pct(f.bad_among_approved)} / {_pct(f.to_person)} / {_pct(f.toxic_published)}"
+                for f in figures
+            ]
+            lines.append(f"| {r.news_group} | {hold:.2f} | " + " | ".join(cells) + " |")
     return lines
 
 

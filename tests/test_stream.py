@@ -17,6 +17,7 @@ from classifier.stream import (
     stream_figures,
     stream_split,
     stream_tables,
+    toxicity_hold_table,
     without_author,
 )
 from service.policy import apply_policy
@@ -90,6 +91,15 @@ def test_policy_status_agrees_with_the_service_policy():
         assert policy_status(row, text) == apply_policy(scores, text, thresholds).status, (row, text)
 
 
+def test_a_lower_toxicity_hold_replaces_every_toxicity_threshold_and_nothing_else():
+    row = [0.1, 0.45, 0.1, 0.1, 0.1, 0.1, 0.1]
+    assert policy_status(row, "plain") == "approved"
+    assert policy_status(row, "plain", toxicity_hold=0.4) == "held"
+    threat = [0.1, 0.1, 0.1, 0.1, 0.1, 0.45, 0.1]
+    assert policy_status(threat, "plain", toxicity_hold=0.4) == "held"
+    assert policy_status([0.98, *row[1:]], "plain", toxicity_hold=0.4) == "rejected"  # spam comes first
+
+
 def test_without_author_keeps_only_the_text():
     stripped = without_author(spam(1))
     assert stripped.comment == Comment("great post 1") and stripped.labels == {"spam": 1.0}
@@ -124,6 +134,28 @@ def test_evaluate_stream_and_its_tables():
     split = stream_split(examples, "fox")
     baseline = evaluate_stream(split, _fake_scorer, baseline=lambda comments: np.zeros((len(comments), 7)))
     assert baseline.baseline_toxicity_auc == 0.5
+
+
+def test_the_stream_replayed_at_lower_toxicity_holds_trades_toxic_published_for_people():
+    """Toxic comments scoring 0.45 pass the default hold (0.6) and are held from 0.4 down."""
+
+    def borderline(comments):
+        out = _fake_scorer(comments)
+        out[:, 1] = np.where(out[:, 1] > 0.5, 0.45, out[:, 1])
+        return out
+
+    examples = [spam(i) for i in range(10)] + [spam(i, "wordpress-second") for i in range(4)]
+    examples += [LabelledComment(Comment(f"you idiot {i}"), {"toxicity": 1.0}, "fox") for i in range(3)]
+    examples += [news(i, "fox", False) for i in range(30)]
+    result = evaluate_stream(stream_split(examples, "fox"), borderline)
+    assert list(result.by_toxicity_hold) == [0.6, 0.5, 0.4, 0.3, 0.2]
+    default, lowered = result.by_toxicity_hold[0.6][1], result.by_toxicity_hold[0.4][1]
+    assert default == result.streams["with author fields"][1]  # the default policy's own figures
+    assert default.toxic_published == 1.0 and lowered.toxic_published == 0.0
+    assert lowered.to_person == pytest.approx(default.to_person + 0.5 * 0.08)
+    assert lowered.bad_among_approved == 0.0 < default.bad_among_approved
+    table = "\n".join(toxicity_hold_table([result]))
+    assert "| fox | 0.40 | 0.0 % / 7.2 % / 0.0 % | 0.0 % / 4.0 % / 0.0 % |" in table
 
 
 def test_span_agreement_compares_highlighted_words_with_the_marked_ones(tiny_model):
