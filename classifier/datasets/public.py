@@ -795,7 +795,7 @@ def _load_civil_spans(folder: Path) -> list[LabelledComment]:
             spans = spans_by_annotation.get(annotation, [])
             marked.update({attr for attr, _, _ in spans if attr})
             char_votes.update({i for _, b, e in spans for i in range(b, e)})
-        for attr, votes in marked.items():
+        for attr, votes in sorted(marked.items()):  # in a fixed order, whatever the hash seed
             if votes * 2 >= len(people):
                 labels[attr] = 1.0
         # Posts most annotators called "not toxic" are borderline: keep them, at half weight.
