@@ -724,7 +724,7 @@ def write_report(
         "Thin attributes: severe_toxicity and threat have few positives outside Civil Comments and Jigsaw "
         "(Jigsaw threat: 84 of 9,848); treat their figures as rough.",
         "Davidson's labels over-flag African-American English; OLID counts plain swearing as offensive. "
-        "See the label mapping in `classifier/datasets.py`.",
+        "See the label mapping in `classifier/datasets/public.py`.",
         "Civil Comments is enriched for toxic comments (597 of 1,000), so its precision is higher than on a "
         "real news-site stream (about 8 % toxic).",
         *context.notes,

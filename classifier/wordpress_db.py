@@ -1,7 +1,7 @@
 """A WordPress site's comment history, read straight from its MariaDB/MySQL database.
 
 WXR exports leave spam out, so they teach only what good comments look like; the ``wp_comments``
-table has both. Rows map as the other WordPress importers map them (``classifier.datasets``):
+table has both. Rows map as the other WordPress importers map them (``classifier.datasets.files``):
 approved -> spam 0, spam -> spam 1; pending, trash, pingbacks and trackbacks are skipped with a
 reason. The author's IP is never read.
 
@@ -22,8 +22,7 @@ import pymysql
 import pymysql.cursors
 
 from classifier.comment import LabelledComment
-from classifier.datasets import SkipCallback, SkipTally
-from classifier.datasets import _wordpress_example as wordpress_example  # the WXR and CSV row mapping
+from classifier.datasets import SkipCallback, SkipTally, wordpress_example  # the WXR and CSV row mapping
 from classifier.errors import DatasetError
 
 DEFAULT_TABLE_PREFIX = "wp_"

@@ -189,7 +189,7 @@ def test_youtube_strips_feff_ignores_date_and_maps_author(tmp_path, monkeypatch)
         "a2,Fan,2015-05-29T02:26:10.652000,I love this song<br />\ufeff,0\n"
     )
     data_dir = fake_public_dir(tmp_path, monkeypatch, "youtube", {"Youtube04-Eminem.csv": csv_text})
-    monkeypatch.setattr(datasets, "YOUTUBE_VIDEOS", {"eminem": ("Youtube04-Eminem.csv", 2)})
+    monkeypatch.setattr(datasets.public, "YOUTUBE_VIDEOS", {"eminem": ("Youtube04-Eminem.csv", 2)})
     spam, ham = load_public_set(data_dir, "youtube")
     assert spam.comment.text == "Check out my channel" and spam.comment.name == "Spammer Joe"
     assert spam.labels == {"spam": 1.0} and ham.labels == {"spam": 0.0}

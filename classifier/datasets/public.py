@@ -1,7 +1,9 @@
-"""Labelled comments for training and evaluation: the public sets in ``shared/data`` and files users bring.
+"""The public labelled data sets in ``shared/data``: where each file came from, and a loader per set.
 
-Every loader returns :class:`~classifier.comment.LabelledComment` values whose ``labels`` use the names in
-:data:`~classifier.comment.ATTRIBUTES`. An attribute that a source cannot speak to is left out (unknown),
+:data:`PUBLIC_SETS` pins every file by URL, commit and sha256, with the set's licence, citation and label
+mapping; :func:`load_public` checks the checksums, then reads. Loaders return
+:class:`~classifier.comment.LabelledComment` values whose ``labels`` use the names in
+:data:`~classifier.comment.ATTRIBUTES`. An attribute that a set cannot speak to is left out (unknown),
 never set to 0. Bad files raise :class:`~classifier.errors.DatasetError` as ``path:line: message``.
 
 Label mapping of the public sets (this table goes into the model card, see :data:`LABEL_MAPPING`):
@@ -34,44 +36,27 @@ olid                       NOT -> toxicity, severe_toxicity, insult, threat, pro
                            threat 0, identity_attack 0. OLID's OFF is offensive language, and in Jigsaw
                            obscene comments are nearly always also toxic; leave-one-source-out agreed.
 =========================  ===============================================================================
-
-User-brought files (:func:`load_csv`, :func:`load_jsonl`, :func:`load_wxr`, :func:`load_wp_comments_csv`,
-:func:`load_disqus`, dispatched by :func:`load_labelled_file`) report the rows they skip through an
-``on_skip(reason, line)`` callback; :class:`SkipTally` is a ready-made one that counts reasons.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from xml.etree.ElementTree import ParseError
-
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
 
 from classifier.comment import ATTRIBUTES, Comment, LabelledComment
+from classifier.datasets.reading import iter_csv_dicts, iter_text_lines, parse_binary, parse_fraction
 from classifier.errors import DatasetError
 
-logger = logging.getLogger(__name__)
-
-csv.field_size_limit(16 * 1024 * 1024)
-
-#: Called as ``on_skip(reason, line)`` for each row a loader leaves out; ``line`` is None for XML.
-SkipCallback = Callable[[str, "int | None"], None]
-
-
-# --------------------------------------------------------------------------------------------------
-# The public sets
-# --------------------------------------------------------------------------------------------------
+# The package's name, as before it was split: log lines and logging settings keep ``classifier.datasets``.
+logger = logging.getLogger("classifier.datasets")
 
 
 @dataclass(frozen=True)
@@ -578,9 +563,9 @@ def _load_youtube(folder: Path) -> list[LabelledComment]:
     examples = []
     for video, (fname, _rows) in YOUTUBE_VIDEOS.items():
         path = folder / fname
-        for line, row in _iter_csv_dicts(path, required=("COMMENT_ID", "AUTHOR", "CONTENT", "CLASS")):
+        for line, row in iter_csv_dicts(path, required=("COMMENT_ID", "AUTHOR", "CONTENT", "CLASS")):
             # DATE is deliberately not read: it is empty for every spam row of the Eminem file.
-            spam = _parse_binary(row["CLASS"], path, line, "CLASS")
+            spam = parse_binary(row["CLASS"], path, line, "CLASS")
             examples.append(
                 LabelledComment(
                     comment=Comment(text=_strip_feff(row["CONTENT"]), name=row["AUTHOR"].strip()),
@@ -596,7 +581,7 @@ def _load_sms(folder: Path) -> list[LabelledComment]:
     path = folder / "SMSSpamCollection"
     examples = []
     # Not csv: messages contain unbalanced double quotes; the format is simply label<TAB>text per line.
-    for line, text_line in _iter_text_lines(path):
+    for line, text_line in iter_text_lines(path):
         if not text_line.strip():
             continue
         label, sep, text = text_line.rstrip("\r\n").partition("\t")
@@ -617,7 +602,7 @@ def _load_wordpress(folder: Path) -> list[LabelledComment]:
     path = folder / PUBLIC_SETS["wordpress"].files[0].path
     examples = []
     required = ("Comment Number", "Author", "Website", "Email", "Comment")
-    for line, row in _iter_csv_dicts(path, required=required):
+    for line, row in iter_csv_dicts(path, required=required):
         created_at = None
         try:
             day = f"{row['Submit Year']}-{row['Submit Month']}-{row['Submit Day']} {row['Submit Time']}"
@@ -657,11 +642,11 @@ def _load_jigsaw(folder: Path) -> list[LabelledComment]:
     for pf in PUBLIC_SETS["jigsaw"].data_files:
         fname = pf.path
         path = folder / fname
-        for line, row in _iter_csv_dicts(path, required=("id", "comment_text", *_JIGSAW_MAP)):
+        for line, row in iter_csv_dicts(path, required=("id", "comment_text", *_JIGSAW_MAP)):
             if row["id"] in seen:
                 continue
             seen.add(row["id"])
-            labels = {attr: _parse_binary(row[col], path, line, col) for col, attr in _JIGSAW_MAP.items()}
+            labels = {attr: parse_binary(row[col], path, line, col) for col, attr in _JIGSAW_MAP.items()}
             examples.append(
                 LabelledComment(
                     comment=Comment(text=row["comment_text"].strip()),
@@ -687,11 +672,11 @@ _CIVIL_MAP = {
 def _load_civil(folder: Path) -> list[LabelledComment]:
     path = folder / "civil_comments.csv"
     examples = []
-    for line, row in _iter_csv_dicts(path, required=("text", *_CIVIL_MAP)):
+    for line, row in iter_csv_dicts(path, required=("text", *_CIVIL_MAP)):
         labels = {}
         extra = {}
         for col, attr in _CIVIL_MAP.items():
-            fraction = _parse_fraction(row[col], path, line, col)
+            fraction = parse_fraction(row[col], path, line, col)
             labels[attr] = float(fraction >= CIVIL_THRESHOLD)
             extra[f"{col}_fraction"] = row[col]
         if row.get("sexual_explicit"):
@@ -716,7 +701,7 @@ def _load_davidson(folder: Path) -> list[LabelledComment]:
         "1": {"toxicity": 1.0, "identity_attack": 0.0},
         "2": {"toxicity": 0.0, "identity_attack": 0.0},
     }
-    for line, row in _iter_csv_dicts(path, required=("class", "tweet", "count")):
+    for line, row in iter_csv_dicts(path, required=("class", "tweet", "count")):
         labels = mapping.get(row["class"].strip())
         if labels is None:
             raise DatasetError(f"class must be 0, 1 or 2, got {row['class']!r}", path, line)
@@ -744,7 +729,7 @@ def _load_olid(folder: Path) -> list[LabelledComment]:
     path = folder / "olid-training-v1.0.tsv"
     examples = []
     required = ("id", "tweet", "subtask_a", "subtask_b")
-    for line, row in _iter_csv_dicts(path, required=required, delimiter="\t"):
+    for line, row in iter_csv_dicts(path, required=required, delimiter="\t"):
         a, b = row["subtask_a"].strip(), row["subtask_b"].strip()
         if a == "NOT":
             labels = _OLID_NOT
@@ -785,13 +770,13 @@ def _load_civil_spans(folder: Path) -> list[LabelledComment]:
     annotations_path = folder / "data_annotations.csv"
     annotators: dict[str, list[str]] = {}
     not_toxic: Counter[str] = Counter()
-    for _line, row in _iter_csv_dicts(annotations_path, required=("annotation", "comment_id", "not toxic")):
+    for _line, row in iter_csv_dicts(annotations_path, required=("annotation", "comment_id", "not toxic")):
         annotators.setdefault(row["comment_id"], []).append(row["annotation"])
         if row["not toxic"].strip().lower() == "true":
             not_toxic[row["comment_id"]] += 1
     spans_by_annotation: dict[str, list[tuple[str | None, int, int]]] = {}
     spans_path = folder / "data_spans.csv"
-    for line, row in _iter_csv_dicts(spans_path, required=("annotation", "type", "start", "end")):
+    for line, row in iter_csv_dicts(spans_path, required=("annotation", "type", "start", "end")):
         try:
             begin, end = int(row["start"]), int(row["end"])
         except ValueError:
@@ -800,7 +785,7 @@ def _load_civil_spans(folder: Path) -> list[LabelledComment]:
         spans_by_annotation.setdefault(row["annotation"], []).append((kind, begin, end))
     examples = []
     comments_path = folder / "data_comments.csv"
-    for _line, row in _iter_csv_dicts(comments_path, required=("comment_id", "comment_text")):
+    for _line, row in iter_csv_dicts(comments_path, required=("comment_id", "comment_text")):
         cid = row["comment_id"]
         people = annotators.get(cid, [])
         labels = {"toxicity": 1.0}
@@ -810,7 +795,7 @@ def _load_civil_spans(folder: Path) -> list[LabelledComment]:
             spans = spans_by_annotation.get(annotation, [])
             marked.update({attr for attr, _, _ in spans if attr})
             char_votes.update({i for _, b, e in spans for i in range(b, e)})
-        for attr, votes in marked.items():
+        for attr, votes in sorted(marked.items()):  # in a fixed order, whatever the hash seed
             if votes * 2 >= len(people):
                 labels[attr] = 1.0
         # Posts most annotators called "not toxic" are borderline: keep them, at half weight.
@@ -884,8 +869,8 @@ def _unescape_literal(text: str) -> str:
 def _load_impermium(folder: Path) -> list[LabelledComment]:
     path = folder / "train.csv"
     examples = []
-    for line, row in _iter_csv_dicts(path, required=("Insult", "Date", "Comment")):
-        insult = _parse_binary(row["Insult"], path, line, "Insult")
+    for line, row in iter_csv_dicts(path, required=("Insult", "Date", "Comment")):
+        insult = parse_binary(row["Insult"], path, line, "Insult")
         text = row["Comment"].strip()
         if len(text) >= 2 and text[0] == text[-1] == '"':
             text = text[1:-1]
@@ -910,7 +895,7 @@ def _load_impermium(folder: Path) -> list[LabelledComment]:
 def _load_fox(folder: Path) -> list[LabelledComment]:
     path = folder / "fox-news-comments.jsonl"
     examples = []
-    for line, text_line in _iter_text_lines(path):
+    for line, text_line in iter_text_lines(path):
         if not text_line.strip():
             continue
         try:
@@ -941,7 +926,7 @@ def _load_wordpress_second(folder: Path) -> list[LabelledComment]:
         "comment_content",
     )
     examples = []
-    for line, row in _iter_csv_dicts(path, required=required):
+    for line, row in iter_csv_dicts(path, required=required):
         created_at = None
         try:
             created_at = datetime.strptime(row.get("comment_date_gmt", ""), "%Y-%m-%d %H:%M:%S")
@@ -978,531 +963,3 @@ _PUBLIC_LOADERS: dict[str, Callable[[Path], list[LabelledComment]]] = {
     "fox": _load_fox,
     "wordpress-second": _load_wordpress_second,
 }
-
-
-# --------------------------------------------------------------------------------------------------
-# Reading files with line numbers
-# --------------------------------------------------------------------------------------------------
-
-
-def _iter_text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Decode a file as UTF-8 line by line (BOM allowed), yielding (line number, line with its newline)."""
-    path = Path(path)
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise DatasetError(f"cannot open file: {exc.strerror or exc}", path) from None
-    with f:
-        for number, raw in enumerate(f, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DatasetError(
-                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                    "save the file as UTF-8",
-                    path,
-                    number,
-                ) from None
-
-
-def _iter_csv_dicts(
-    path: Path, required: Iterable[str] = (), delimiter: str = ",", any_of: Iterable[str] = ()
-) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (first line of the record, row) from a CSV file with a header, with clear errors."""
-    path = Path(path)
-    lines = _iter_text_lines(path)
-    state = {"line": 0}
-
-    def feed() -> Iterator[str]:
-        for number, text in lines:
-            state["line"] = number
-            yield text
-
-    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise DatasetError(f"malformed CSV header: {exc}", path, state["line"]) from None
-    if header is None:
-        raise DatasetError("empty file: expected a header row", path, 1)
-    header = [h.strip() for h in header]
-    missing = [col for col in required if col not in header]
-    if missing:
-        raise DatasetError(
-            f"missing required column(s) {', '.join(missing)}; header has: {', '.join(header)}", path, 1
-        )
-    any_of = tuple(any_of)
-    if any_of and not any(col in header for col in any_of):
-        raise DatasetError(f"need at least one of the columns {', '.join(any_of)}", path, 1)
-    while True:
-        start = state["line"] + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise DatasetError(f"malformed CSV: {exc}", path, start) from None
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        if len(row) != len(header):
-            raise DatasetError(f"expected {len(header)} fields, found {len(row)}", path, start)
-        yield start, dict(zip(header, row, strict=True))
-
-
-_TRUE = {"1", "1.0", "true", "yes", "y", "t"}
-_FALSE = {"0", "0.0", "false", "no", "n", "f"}
-
-
-def _parse_binary(value: str, path: Path, line: int | None, column: str) -> float:
-    v = value.strip().lower()
-    if v in _TRUE:
-        return 1.0
-    if v in _FALSE:
-        return 0.0
-    raise DatasetError(f"column {column!r}: expected 0/1 or true/false, got {value!r}", path, line)
-
-
-def _parse_fraction(value: str | float | int | bool, path: Path, line: int | None, column: str) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in _TRUE:
-            return 1.0
-        if v in _FALSE:
-            return 0.0
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if not 0.0 <= number <= 1.0:
-        raise DatasetError(f"column {column!r}: expected a number in [0, 1], got {value!r}", path, line)
-    return number
-
-
-# --------------------------------------------------------------------------------------------------
-# Files that users bring
-# --------------------------------------------------------------------------------------------------
-
-
-class SkipTally:
-    """An ``on_skip`` callback that counts skipped rows by reason (and logs them at debug level)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-
-    def __call__(self, reason: str, line: int | None) -> None:
-        self.counts[reason] += 1
-        logger.debug("skipped reason=%r line=%s", reason, line)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-
-def _skipper(on_skip: SkipCallback | None) -> SkipCallback:
-    return on_skip if on_skip is not None else SkipTally()
-
-
-#: Values of a ``label`` column. Words that name their attribute (spam/ham, toxic/non-toxic) fix it;
-#: neutral values (1/0, true/false, yes/no) use the file's label attribute (see :func:`load_csv`).
-LABEL_WORDS: dict[str, tuple[str | None, float]] = {
-    "spam": ("spam", 1.0),
-    "ham": ("spam", 0.0),
-    "not_spam": ("spam", 0.0),
-    "not spam": ("spam", 0.0),
-    "toxic": ("toxicity", 1.0),
-    "ok": ("toxicity", 0.0),
-    "non-toxic": ("toxicity", 0.0),
-    "nontoxic": ("toxicity", 0.0),
-    "not_toxic": ("toxicity", 0.0),
-    "clean": ("toxicity", 0.0),
-    **{v: (None, 1.0) for v in _TRUE},
-    **{v: (None, 0.0) for v in _FALSE},
-}
-
-
-@dataclass
-class _Raw:
-    line: int | None
-    text: str
-    label: str | None
-    attributes: dict[str, float]
-    name: str = ""
-    email: str = ""
-    url: str = ""
-    external_id: str | None = None
-    created_at: datetime | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-def _parse_datetime(value: str, path: Path, line: int | None) -> datetime | None:
-    v = value.strip()
-    if not v or v.startswith("0000-00-00"):
-        return None
-    try:
-        return datetime.fromisoformat(v.replace("Z", "+00:00"))
-    except ValueError:
-        raise DatasetError(f"created_at: not an ISO 8601 date-time: {value!r}", path, line) from None
-
-
-def _resolve_labels(
-    raws: list[_Raw], path: Path, source: str, label_attribute: str | None, on_skip: SkipCallback
-) -> list[LabelledComment]:
-    """Turn the raw rows of a CSV/JSONL file into labelled comments (see :func:`load_csv`)."""
-    if label_attribute is not None and label_attribute not in ATTRIBUTES:
-        raise DatasetError(f"label_attribute must be one of {', '.join(ATTRIBUTES)}, got {label_attribute!r}")
-    named: dict[str, int] = {}
-    for raw in raws:
-        if raw.label is None:
-            continue
-        word = raw.label.strip().lower()
-        if word not in LABEL_WORDS:
-            raise DatasetError(
-                f"unknown label {raw.label!r}; use spam/ham, toxic/ok, 1/0 or true/false", path, raw.line
-            )
-        attr = LABEL_WORDS[word][0]
-        if attr is not None:
-            named.setdefault(attr, raw.line or 0)
-            if (
-                label_attribute is not None
-                and attr != label_attribute
-                and not (attr == "toxicity" and label_attribute != "spam")
-            ):
-                raise DatasetError(
-                    f"label {raw.label!r} names {attr!r}, but the label attribute is {label_attribute!r}",
-                    path,
-                    raw.line,
-                )
-    if label_attribute is None:
-        if len(named) > 1:
-            lines = sorted(named.values())
-            raise DatasetError(
-                "the label column mixes spam/ham and toxic/ok values; use one task per file "
-                "or per-attribute columns",
-                path,
-                lines[-1],
-            )
-        label_attribute = next(iter(named), "spam")
-
-    examples = []
-    for raw in raws:
-        if not raw.text.strip():
-            on_skip("empty text", raw.line)
-            continue
-        labels = dict(raw.attributes)
-        if raw.label is not None and label_attribute not in labels:
-            labels[label_attribute] = LABEL_WORDS[raw.label.strip().lower()][1]
-        if not labels:
-            on_skip("no label", raw.line)
-            continue
-        examples.append(
-            LabelledComment(
-                comment=Comment(text=raw.text, name=raw.name, email=raw.email, url=raw.url),
-                labels=labels,
-                source=source,
-                external_id=raw.external_id,
-                created_at=raw.created_at,
-                extra=raw.extra,
-            )
-        )
-    return examples
-
-
-def _raw_from_mapping(row: dict[str, Any], path: Path, line: int | None) -> _Raw:
-    def text_of(key: str) -> str:
-        value = row.get(key)
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise DatasetError(f"field {key!r} must be a string, got {type(value).__name__}", path, line)
-        return value.strip()
-
-    attributes: dict[str, float] = {}
-    for attr in ATTRIBUTES:
-        value = row.get(attr)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        attributes[attr] = _parse_fraction(value, path, line, attr)
-    label = row.get("label")
-    if label is not None and not isinstance(label, str):
-        if isinstance(label, bool | int | float):
-            label = str(int(label)) if float(label) in (0.0, 1.0) else str(label)
-        else:
-            kind = type(label).__name__
-            raise DatasetError(f"field 'label' must be a string or 0/1, got {kind}", path, line)
-    if isinstance(label, str) and not label.strip():
-        label = None
-    external_id = row.get("external_id", row.get("id"))
-    return _Raw(
-        line=line,
-        text=text_of("text"),
-        label=label,
-        attributes=attributes,
-        name=text_of("name"),
-        email=text_of("email"),
-        url=text_of("url"),
-        external_id=str(external_id) if external_id not in (None, "") else None,
-        created_at=_parse_datetime(text_of("created_at"), path, line),
-    )
-
-
-def load_csv(
-    path: Path,
-    source: str | None = None,
-    label_attribute: str | None = None,
-    on_skip: SkipCallback | None = None,
-) -> list[LabelledComment]:
-    """Read a labelled CSV file (UTF-8, header row).
-
-    Columns: ``text`` (required), and either ``label`` or per-attribute columns named like
-    :data:`ATTRIBUTES` (values 0/1, true/false or a fraction in [0, 1]; empty = unknown). Optional:
-    ``name``, ``email``, ``url``, ``id`` or ``external_id``, ``created_at`` (ISO 8601).
-
-    ``label`` values: ``spam``/``ham`` label ``spam``; ``toxic``/``ok`` (also ``non-toxic``, ``clean``)
-    label ``toxicity``; neutral ``1``/``0``, ``true``/``false``, ``yes``/``no`` label ``label_attribute``,
-    which by default is the attribute the file's words name, or ``spam`` if it has none. A per-attribute
-    column wins over ``label`` for the same attribute. Rows with empty text or no label are skipped and
-    reported to ``on_skip``.
-    """
-    path = Path(path)
-    raws = [
-        _raw_from_mapping(row, path, line)
-        for line, row in _iter_csv_dicts(path, required=("text",), any_of=("label", *ATTRIBUTES))
-    ]
-    return _resolve_labels(raws, path, source or f"import:{path.name}", label_attribute, _skipper(on_skip))
-
-
-def load_jsonl(
-    path: Path,
-    source: str | None = None,
-    label_attribute: str | None = None,
-    on_skip: SkipCallback | None = None,
-) -> list[LabelledComment]:
-    """Read labelled JSON lines: one object per line with the same fields as :func:`load_csv`."""
-    path = Path(path)
-    raws = []
-    seen_any = False
-    for line, text_line in _iter_text_lines(path):
-        if not text_line.strip():
-            continue
-        seen_any = True
-        try:
-            row = json.loads(text_line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"invalid JSON: {exc.msg} (column {exc.colno})", path, line) from None
-        if not isinstance(row, dict):
-            raise DatasetError(f"expected a JSON object, got {type(row).__name__}", path, line)
-        if "text" not in row:
-            raise DatasetError("missing required field 'text'", path, line)
-        if "label" not in row and not any(attr in row for attr in ATTRIBUTES):
-            raise DatasetError(f"need a 'label' field or one of {', '.join(ATTRIBUTES)}", path, line)
-        raws.append(_raw_from_mapping(row, path, line))
-    if not seen_any:
-        raise DatasetError("empty file: expected one JSON object per line", path, 1)
-    return _resolve_labels(raws, path, source or f"import:{path.name}", label_attribute, _skipper(on_skip))
-
-
-# WordPress comment_approved -> spam label; None means skip with the given reason.
-_WP_STATUS: dict[str, tuple[float | None, str]] = {
-    "1": (0.0, ""),
-    "approve": (0.0, ""),
-    "spam": (1.0, ""),
-    "0": (None, "pending (not moderated yet)"),
-    "hold": (None, "pending (not moderated yet)"),
-    # A moderator removed it, but trash holds duplicates, off-topic and author requests as well as abuse:
-    # it says nothing reliable about spam or toxicity.
-    "trash": (None, "trash (moderator removed, reason unknown)"),
-    "post-trashed": (None, "post-trashed (its post was deleted)"),
-}
-_WP_SKIP_TYPES = {"pingback", "trackback"}
-
-
-def _wordpress_example(
-    fields: dict[str, str], path: Path, line: int | None, source: str, on_skip: SkipCallback
-) -> LabelledComment | None:
-    status = fields.get("comment_approved", "").strip().lower()
-    if status not in _WP_STATUS:
-        on_skip(f"unknown comment_approved {status!r}", line)
-        return None
-    spam, reason = _WP_STATUS[status]
-    if spam is None:
-        on_skip(reason, line)
-        return None
-    comment_type = fields.get("comment_type", "").strip().lower()
-    if comment_type in _WP_SKIP_TYPES:
-        on_skip(f"{comment_type} (not a reader comment)", line)
-        return None
-    text = fields.get("comment_content", "").strip()
-    if not text:
-        on_skip("empty text", line)
-        return None
-    created_at = None
-    date = fields.get("comment_date_gmt", "").strip()
-    if date and not date.startswith("0000-00-00"):
-        try:
-            created_at = datetime.strptime(date, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-        except ValueError:
-            message = f"comment_date_gmt: expected 'YYYY-MM-DD HH:MM:SS', got {date!r}"
-            raise DatasetError(message, path, line) from None
-    return LabelledComment(
-        comment=Comment(
-            text=text,
-            name=fields.get("comment_author", "").strip(),
-            email=fields.get("comment_author_email", "").strip(),
-            url=fields.get("comment_author_url", "").strip(),
-        ),
-        labels={"spam": spam},
-        source=source,
-        external_id=fields.get("comment_ID", fields.get("comment_id", "")).strip() or None,
-        created_at=created_at,
-        extra={"comment_approved": status},
-    )
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _iter_xml_end(path: Path, tags: set[str]) -> Iterator[Any]:
-    """Stream the elements whose local name is in ``tags``, safely (no DTDs, entities or external refs)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError("cannot open file: no such file", path)
-    if path.stat().st_size == 0:
-        raise DatasetError("empty file: expected an XML document", path, 1)
-    try:
-        for _event, elem in SafeET.iterparse(str(path), events=("end",), forbid_dtd=True):
-            if _local(elem.tag) in tags:
-                yield elem
-    except ParseError as exc:
-        line = exc.position[0] if getattr(exc, "position", None) else None
-        raise DatasetError(f"malformed XML: {exc.msg if hasattr(exc, 'msg') else exc}", path, line) from None
-    except DefusedXmlException as exc:
-        line = getattr(exc, "lineno", None)
-        raise DatasetError(f"refused unsafe XML ({type(exc).__name__}): {exc}", path, line) from None
-
-
-def load_wxr(
-    path: Path, source: str | None = None, on_skip: SkipCallback | None = None
-) -> list[LabelledComment]:
-    """Read the comments of a WordPress WXR export (any ``wordpress.org/export/1.x`` namespace).
-
-    ``wp:comment_approved``: ``1`` -> spam 0 (approved ham); ``spam`` -> spam 1; ``0`` (pending) and
-    ``trash`` (a moderator removed it, for a reason the export does not record) are skipped, as are
-    pingbacks and trackbacks. WXR exports usually leave spam out; use :func:`load_wp_comments_csv` on a
-    dump of ``wp_comments`` to get it.
-    """
-    path = Path(path)
-    source = source or f"import:{path.name}"
-    skip = _skipper(on_skip)
-    examples = []
-    for elem in _iter_xml_end(path, {"comment", "item"}):
-        if _local(elem.tag) == "item":
-            elem.clear()
-            continue
-        if not elem.tag.startswith("{http://wordpress.org/export/"):
-            continue
-        fields = {_local(child.tag): (child.text or "") for child in elem}
-        fields["comment_ID"] = fields.get("comment_id", "")
-        example = _wordpress_example(fields, path, None, source, skip)
-        if example is not None:
-            examples.append(example)
-        elem.clear()
-    return examples
-
-
-_WP_CSV_REQUIRED = ("comment_content", "comment_approved")
-
-
-def load_wp_comments_csv(
-    path: Path, source: str | None = None, on_skip: SkipCallback | None = None
-) -> list[LabelledComment]:
-    """Read a CSV dump of the ``wp_comments`` table (header row with the column names).
-
-    Uses ``comment_ID``, ``comment_author``, ``comment_author_email``, ``comment_author_url``,
-    ``comment_date_gmt``, ``comment_content``, ``comment_approved`` and ``comment_type``; the IP is never
-    read. Statuses map as in :func:`load_wxr`.
-    """
-    path = Path(path)
-    source = source or f"import:{path.name}"
-    skip = _skipper(on_skip)
-    examples = []
-    for line, row in _iter_csv_dicts(path, required=_WP_CSV_REQUIRED):
-        example = _wordpress_example(row, path, line, source, skip)
-        if example is not None:
-            examples.append(example)
-    return examples
-
-
-def load_disqus(
-    path: Path, source: str | None = None, on_skip: SkipCallback | None = None
-) -> list[LabelledComment]:
-    """Read the posts of a Disqus XML export.
-
-    ``isSpam`` true -> spam 1. ``isDeleted`` true and not spam -> skipped: the author or a moderator
-    deleted it, and the export does not say why. Otherwise spam 0. ``message`` is kept as Disqus stores
-    it (HTML); the feature normaliser strips tags.
-    """
-    path = Path(path)
-    source = source or f"import:{path.name}"
-    skip = _skipper(on_skip)
-    examples = []
-    for elem in _iter_xml_end(path, {"post"}):
-        fields: dict[str, str] = {}
-        author: dict[str, str] = {}
-        for child in elem:
-            name = _local(child.tag)
-            if name == "author":
-                author = {_local(a.tag): (a.text or "").strip() for a in child}
-            else:
-                fields[name] = (child.text or "").strip()
-        post_id = next((v for k, v in elem.attrib.items() if _local(k) == "id"), None)
-        elem.clear()
-        is_spam = fields.get("isSpam", "false").lower() == "true"
-        is_deleted = fields.get("isDeleted", "false").lower() == "true"
-        if is_deleted and not is_spam:
-            skip("deleted (reason unknown)", None)
-            continue
-        text = fields.get("message", "")
-        if not text:
-            skip("empty text", None)
-            continue
-        created_at = None
-        if fields.get("createdAt"):
-            created_at = _parse_datetime(fields["createdAt"], path, None)
-        examples.append(
-            LabelledComment(
-                comment=Comment(text=text, name=author.get("name", ""), email=author.get("email", "")),
-                labels={"spam": float(is_spam)},
-                source=source,
-                external_id=post_id,
-                created_at=created_at,
-            )
-        )
-    return examples
-
-
-LOADERS: dict[str, Callable[..., list[LabelledComment]]] = {
-    "csv": load_csv,
-    "jsonl": load_jsonl,
-    "wxr": load_wxr,
-    "wp-csv": load_wp_comments_csv,
-    "disqus": load_disqus,
-}
-
-
-def load_labelled_file(
-    kind: str, path: Path, source: str | None = None, on_skip: SkipCallback | None = None, **options: Any
-) -> list[LabelledComment]:
-    """Load a user-brought labelled file of a kind in :data:`LOADERS` (csv, jsonl, wxr, wp-csv, disqus).
-
-    ``options`` go to the loader (``label_attribute`` for csv and jsonl).
-    """
-    try:
-        loader = LOADERS[kind]
-    except KeyError:
-        raise DatasetError(f"unknown file kind {kind!r}; use one of {', '.join(LOADERS)}", path) from None
-    return loader(Path(path), source=source, on_skip=on_skip, **options)
