@@ -39,7 +39,7 @@ from classifier.comment import TOXICITY_ATTRIBUTES, LabelledComment  # noqa: E40
 from classifier.datasets import PUBLIC_SETS, load_public  # noqa: E402
 from classifier.learning import public_split  # noqa: E402
 from classifier.learning_curve import LABEL_COUNTS, SITE_SET, site_split  # noqa: E402
-from classifier.training import TrainParams, adapt_to_site, fit_word_subspace, train  # noqa: E402
+from classifier.training import GeneralHeads, TrainParams, adapt_to_site, fit_word_subspace, train  # noqa: E402
 
 FROZEN_SHARE, RECENT_SHARE = 0.15, 0.2
 
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     vectorizer = model.vectorizer
     n_word, n_text = vectorizer.n_word, vectorizer.n_word + vectorizer.n_char
     general = model.toxicity.named_steps["classifier"].estimators_[TOXICITY_ATTRIBUTES.index("toxicity")]
+    general_heads = GeneralHeads.of([model.spam.steps[-1][1], *model.toxicity.steps[-1][1].estimators_])
     X_later = vectorizer.transform([e.comment for e in later])  # noqa: N806
     y_later = np.array([e.labels["toxicity"] >= 0.5 for e in later])
     general_auc = roc_auc_score(y_later, X_later @ general.coef_.ravel())
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                 y = np.array([1 if e.labels["toxicity"] >= 0.5 else 0 for e in rows])
                 X = vectorizer.transform([e.comment for e in rows])  # noqa: N806
                 head = copy.deepcopy(general)
-                adapt_to_site(head, X, y, np.ones(len(rows)), n_text, subspace, params)
+                adapt_to_site(head, X, y, np.ones(len(rows)), n_text, subspace, params, general_heads)
                 gains.append(roc_auc_score(y_later, X_later @ head.coef_.ravel()) - general_auc)
             cells.append(f"{np.mean(gains):+.4f} (±{np.std(gains):.4f})")
         name = ",".join(f"{k}={v}" for k, v in overrides.items()) or "default"

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import scipy.sparse as sp
 
-from classifier.comment import ATTRIBUTES, Comment, LabelledComment
+from classifier.comment import ATTRIBUTES, TOXICITY_ATTRIBUTES, Comment, LabelledComment
 from classifier.model import Model, Reason, Score
 from classifier.training import COUNTERFACTUAL_SOURCE, TrainParams, span_counterfactuals, train
 
@@ -153,8 +153,9 @@ def test_metadata_only_source_teaches_author_features_not_its_praise_text() -> N
     assert model.card["heads"]["spam"]["metadata_only_rows"] == {"wordpress": 12}
 
 
-def test_spam_calibration_prior_balanced_raises_a_rare_class() -> None:
-    """With few spam rows, the balanced Platt prior scores spam higher than the training mix's prior."""
+def test_a_higher_spam_share_in_the_calibration_raises_a_rare_class() -> None:
+    """With few spam rows, a fixed spam share in the Platt fit scores spam higher than the training mix,
+    and more so the higher the share."""
     import pytest
 
     from classifier.errors import TrainingError
@@ -162,7 +163,7 @@ def test_spam_calibration_prior_balanced_raises_a_rare_class() -> None:
 
     examples = tiny_examples()
     ham = [e for e in examples if e.labels.get("spam") == 0.0]
-    # Many more ham rows than spam, so the two priors differ.
+    # Many more ham rows than spam, so the training mix's prior is far from the fixed shares.
     examples = examples + [
         LabelledComment(Comment(f"{e.comment.text} again {k}"), {"spam": 0.0}, "tiny-spam")
         for k in range(3)
@@ -170,15 +171,16 @@ def test_spam_calibration_prior_balanced_raises_a_rare_class() -> None:
     ]
     spam = ATTRIBUTES.index("spam")
     probabilities = {}
-    for prior in ("weighted", "balanced"):
-        params = TrainParams(word_bits=12, char_bits=13, min_df=1, spam_calibration_prior=prior)
+    for share in (None, 0.35, 0.5):
+        params = TrainParams(word_bits=12, char_bits=13, min_df=1, spam_calibration_share=share)
         model = train(examples, params)
-        assert model.card["heads"]["spam"]["calibration"]["prior"] == prior
+        assert model.card["heads"]["spam"]["calibration"]["spam_share"] == share
         # a comment between the classes: the prior moves it, where obvious spam is 1.0 either way
-        probabilities[prior] = float(model.predict([Comment("Lovely weather for the parade today")])[0, spam])
-    assert probabilities["balanced"] > probabilities["weighted"]
-    with pytest.raises(TrainingError):
-        train(examples, TrainParams(word_bits=12, char_bits=13, min_df=1, spam_calibration_prior="nope"))
+        probabilities[share] = float(model.predict([Comment("Lovely weather for the parade today")])[0, spam])
+    assert probabilities[0.5] > probabilities[0.35] > probabilities[None]
+    for bad in (0.0, 1.0):
+        with pytest.raises(TrainingError):
+            train(examples, TrainParams(word_bits=12, char_bits=13, min_df=1, spam_calibration_share=bad))
 
 
 def test_linked_discussion_negatives_keep_links_from_being_spam() -> None:
@@ -310,7 +312,14 @@ def test_a_site_label_reaches_the_words_that_keep_its_company_in_the_public_rows
 
     def adapted(dims: int) -> Model:
         params = TrainParams(
-            word_bits=12, char_bits=13, min_df=1, calibrate=False, toxicity_c=10.0, site_subspace_dims=dims
+            word_bits=12,
+            char_bits=13,
+            min_df=1,
+            calibrate=False,
+            toxicity_c=10.0,
+            site_subspace_dims=dims,
+            site_heads_c=0.0,  # the subspace alone: the heads' head would carry "crybaby" as well
+            site_blend=0.6,
         )
         return train(tiny_examples() + chat + site, params)
 
@@ -322,6 +331,49 @@ def test_a_site_label_reaches_the_words_that_keep_its_company_in_the_public_rows
     np.testing.assert_allclose(
         with_subspace.predict(probe), with_subspace.pipeline_probabilities(probe), atol=1e-5
     )
+
+
+def test_a_site_whose_toxic_means_insult_learns_that_mix_of_the_general_heads() -> None:
+    """The public rows call "nitwit" and "dolt" insults but not toxic; this site rejects "nitwit" as toxic.
+    The head on the general heads' logits learns "toxic here is insult", which carries to "dolt", a word
+    no site row contains."""
+    from tests.conftest import tiny_examples
+
+    not_toxic = dict.fromkeys(TOXICITY_ATTRIBUTES, 0.0)
+    insults = [
+        LabelledComment(Comment(f"you {word}, reply {i}"), {**not_toxic, "insult": 1.0}, "forum")
+        for word in ("nitwit", "dolt")
+        for i in range(30)
+    ]
+    insults += [LabelledComment(Comment(f"thanks for the reply {i}"), not_toxic, "forum") for i in range(60)]
+    site = [LabelledComment(Comment(f"you nitwit, take {i}"), {"toxicity": 1.0}, "site") for i in range(30)]
+    site += [
+        LabelledComment(Comment(f"the council meets on day {i} about the bridge"), {"toxicity": 0.0}, "site")
+        for i in range(30)
+    ]
+    probe = [Comment("you dolt"), Comment("the council meets about the bridge")]
+    toxicity = ATTRIBUTES.index("toxicity")
+
+    def adapted(heads_c: float) -> Model:
+        params = TrainParams(
+            word_bits=12,
+            char_bits=13,
+            min_df=1,
+            calibrate=False,
+            toxicity_c=10.0,
+            site_subspace_dims=0,
+            site_heads_c=heads_c,
+        )
+        return train(tiny_examples() + insults + site, params)
+
+    without, with_heads = adapted(0.0), adapted(1.0)
+    assert "heads_head_weights" not in without.card["site_adaptation"]["toxicity"]
+    weights = with_heads.card["site_adaptation"]["toxicity"]["heads_head_weights"]
+    assert len(weights) == len(ATTRIBUTES)
+    before, after = without.predict(probe)[:, toxicity], with_heads.predict(probe)[:, toxicity]
+    assert after[0] > before[0] + 0.15 and after[1] < 0.2
+    # still one linear head per attribute: the fast path and the pipelines agree
+    np.testing.assert_allclose(with_heads.predict(probe), with_heads.pipeline_probabilities(probe), atol=1e-5)
 
 
 def test_a_head_on_the_word_subspace_folds_back_into_word_weights() -> None:
