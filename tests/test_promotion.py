@@ -33,7 +33,7 @@ def test_better_candidate_is_promoted(registry, tmp_path):
     candidate = learning.train_candidate(registry, public_examples(), labels, params=TINY)
     assert registry.active_version() == before  # saved as a candidate only
     card = registry.card(candidate.version)
-    assert card["site_labels"]["weight"] == 3.0
+    assert card["site_labels"]["weight"] == learning.DEFAULT_SITE_WEIGHT
     assert card["site_labels"]["trained_on"] == len(candidate.split.train)
     outcome = learning.promote_if_better(
         registry, candidate.version, labels, candidate.public_holdout, tmp_path / "reports"
