@@ -188,8 +188,8 @@ class TrainParams:
     #: prior let a blog never trained on through (31-38 % of its spam caught text-only), while 0.5
     #: (balanced) sent 0.5-2.3 % of the held-out news sources' comments to people as spam. 0.35: 0.3-1.6 %
     #: of news flagged, blog spam caught by time 99.5 % with author fields (unchanged) and 98.5-98.8 % text
-    #: only (was 98.8-99.0), the stream at 10 % spam as good or better; at 50 % spam, 0.3-0.6 points more
-    #: bad comments among the approved.
+    #: only (was 98.8-99.0), the stream at 10 % spam with author fields as good or better; text only, and at
+    #: 50 % spam, 0.2-0.6 points more bad comments among the approved.
     spam_calibration_share: float | None = 0.35
     #: Source of a site's own labels (``classifier.learning`` names them ``site``). With enough of them,
     #: each head gets a site-specific correction fitted on those rows alone (see :func:`adapt_to_site`).
