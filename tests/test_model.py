@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -235,6 +236,18 @@ def test_span_counterfactuals_cut_every_marked_span_and_label_what_is_left_good(
     assert agreed_only[0].comment.text == "You utter , the mayor's plan is garbage"
 
 
+def sharp_toxicity_params(**overrides: Any) -> TrainParams:
+    """A small, uncalibrated recipe whose toxicity heads follow a few dozen rows closely."""
+    recipe: dict[str, Any] = {
+        "word_bits": 12,
+        "char_bits": 13,
+        "min_df": 1,
+        "calibrate": False,
+        "toxicity_c": 10.0,
+    }
+    return TrainParams(**{**recipe, **overrides})
+
+
 def test_toxic_span_comments_also_teach_that_their_subject_is_not_toxic() -> None:
     """Every toxic-span comment is about the council budget; cut out, they say the subject is harmless."""
     from tests.conftest import tiny_examples
@@ -244,14 +257,7 @@ def test_toxic_span_comments_also_teach_that_their_subject_is_not_toxic() -> Non
     toxicity = ATTRIBUTES.index("toxicity")
 
     def trained(weight: float) -> Model:
-        params = TrainParams(
-            word_bits=12,
-            char_bits=13,
-            min_df=1,
-            calibrate=False,
-            toxicity_c=10.0,
-            span_counterfactual_weight=weight,
-        )
+        params = sharp_toxicity_params(span_counterfactual_weight=weight)
         return train(tiny_examples() + spans, params)
 
     without, with_cuts = trained(0.0), trained(0.3)
@@ -277,7 +283,7 @@ def test_site_labels_get_a_site_head_that_learns_the_sites_own_words() -> None:
     """A site's moderators reject a word the public data calls harmless: a few dozen labels teach it."""
     from tests.conftest import tiny_examples
 
-    params = TrainParams(word_bits=12, char_bits=13, min_df=1, calibrate=False, toxicity_c=10.0)
+    params = sharp_toxicity_params()
     site = _snowflake_site_labels()
     general = train(tiny_examples(), params)
     adapted = train(tiny_examples() + site, params)
@@ -311,16 +317,8 @@ def test_a_site_label_reaches_the_words_that_keep_its_company_in_the_public_rows
     toxicity = ATTRIBUTES.index("toxicity")
 
     def adapted(dims: int) -> Model:
-        params = TrainParams(
-            word_bits=12,
-            char_bits=13,
-            min_df=1,
-            calibrate=False,
-            toxicity_c=10.0,
-            site_subspace_dims=dims,
-            site_heads_c=0.0,  # the subspace alone: the heads' head would carry "crybaby" as well
-            site_blend=0.6,
-        )
+        # The subspace alone: the head on the general heads would carry "crybaby" as well.
+        params = sharp_toxicity_params(site_subspace_dims=dims, site_heads_c=0.0, site_blend=0.6)
         return train(tiny_examples() + chat + site, params)
 
     without, with_subspace = adapted(0), adapted(8)
@@ -355,15 +353,7 @@ def test_a_site_whose_toxic_means_insult_learns_that_mix_of_the_general_heads() 
     toxicity = ATTRIBUTES.index("toxicity")
 
     def adapted(heads_c: float) -> Model:
-        params = TrainParams(
-            word_bits=12,
-            char_bits=13,
-            min_df=1,
-            calibrate=False,
-            toxicity_c=10.0,
-            site_subspace_dims=0,
-            site_heads_c=heads_c,
-        )
+        params = sharp_toxicity_params(site_subspace_dims=0, site_heads_c=heads_c)
         return train(tiny_examples() + insults + site, params)
 
     without, with_heads = adapted(0.0), adapted(1.0)
